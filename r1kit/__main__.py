@@ -1,0 +1,26 @@
+"""``python -m r1kit [overrides]``: compose the config, validate it, run the pipeline."""
+
+import hydra
+from omegaconf import DictConfig
+
+from r1kit.cli import CONF_DIR, guarded, prepare
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base=None)
+@guarded
+def _run(cfg: DictConfig):
+    from r1kit.config.validate import validate
+    from r1kit.pipeline.runner import run_pipeline
+    from r1kit.pluginmanager import get_registry
+
+    validate(cfg, get_registry())  # before any model or data loads
+    return run_pipeline(cfg)
+
+
+def main() -> None:
+    prepare()
+    _run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""The RL math as pure tensor functions: policy loss, KL estimators, ratios, aggregations."""
+
+from r1kit.algo.aggregation import AGGREGATIONS
+from r1kit.algo.kl import KL_ESTIMATORS
+from r1kit.algo.loss import LossOutput, policy_loss
+from r1kit.algo.ratio import RATIOS
+
+__all__ = ["AGGREGATIONS", "KL_ESTIMATORS", "RATIOS", "LossOutput", "policy_loss"]

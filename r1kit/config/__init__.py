@@ -1,0 +1,1 @@
+"""Configuration: typed schemas, the Hydra config store fed by plugins, and validation."""

@@ -1,0 +1,192 @@
+"""Typed schemas of the configuration tree; ``__post_init__`` checks values when validated.
+
+Plugin groups (reward, filter, sampler, advantage, data) get their per-plugin fields from the
+schema each plugin registers; the fields common to every member of a group live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key."""
+
+
+def _check(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass
+class TinyModelConfig:
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 512
+    max_position_embeddings: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.hidden_size % self.num_heads == 0, "model.tiny.hidden_size",
+               "must be divisible by model.tiny.num_heads")
+        _check(self.hidden_size // self.num_heads >= 32, "model.tiny.num_heads",
+               "attention head_dim (hidden_size / num_heads) must be >= 32 (vLLM's CPU kernels)")
+
+
+@dataclass
+class ModelConfig:
+    #: Local directory or hub id of an HF causal LM; null builds the tiny model locally.
+    path: Optional[str] = None
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    #: Wrap prompts with the tokenizer's chat template (instruct models).
+    use_chat_template: bool = False
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.dtype in ("float32", "bfloat16", "float16"), "model.dtype",
+               f"must be float32, bfloat16 or float16, got {self.dtype!r}")
+
+
+@dataclass
+class AlgoConfig:
+    """The policy-gradient objective (GRPO and its variants, selected by values)."""
+
+    name: str = "grpo"
+    group_size: int = 8  # G
+    epsilon: float = 0.2  # ε (ε_low when epsilon_high is set)
+    epsilon_high: Optional[float] = None  # DAPO clip-higher
+    beta: float = 0.04  # β, weight of the KL to the frozen reference; 0 skips the reference
+    iterations: int = 1  # μ, policy updates per sampled batch
+    kl_estimator: str = "k3"
+    ratio_level: str = "token"  # token (GRPO) | sequence (GSPO)
+    aggregation: str = "grpo"  # grpo | token_mean (DAPO) | constant (Dr. GRPO)
+    micro_batch_size: int = 16  # completions per forward/backward pass
+    max_refill_rounds: int = 2  # extra sampling rounds when filters drop whole groups
+
+    def __post_init__(self) -> None:
+        _check(0 < self.epsilon < 1, "algo.epsilon", f"must be in (0, 1), got {self.epsilon}")
+        if self.epsilon_high is not None:
+            _check(0 < self.epsilon_high < 1, "algo.epsilon_high",
+                   f"must be in (0, 1), got {self.epsilon_high}")
+        _check(self.beta >= 0, "algo.beta", f"must be >= 0, got {self.beta}")
+        _check(self.group_size >= 2, "algo.group_size",
+               f"must be >= 2 (advantages compare completions within a group), got {self.group_size}")
+        _check(self.iterations >= 1, "algo.iterations", f"must be >= 1, got {self.iterations}")
+        _check(self.micro_batch_size >= 1, "algo.micro_batch_size", "must be >= 1")
+        _check(self.max_refill_rounds >= 0, "algo.max_refill_rounds", "must be >= 0")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    warmup_steps: int = 0
+    #: Gradient-norm clipping (null: none). Applied by r1kit, which steps the optimizer itself.
+    max_grad_norm: Optional[float] = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "optim.lr", f"must be > 0, got {self.lr}")
+        _check(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+
+
+@dataclass
+class DataCommon:
+    """Fields every dataset option has (the dataset plugin's schema adds its own)."""
+
+    name: str = MISSING
+    batch_size: int = 16  # prompts per optimizer step per device
+    #: Python format string applied to each row to build the prompt text.
+    template: str = "{prompt}"
+    val_size: int = 64  # held-out prompts evaluated every trainer.val_check_interval steps
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, "data.batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class SamplerCommon:
+    name: str = MISSING
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.max_new_tokens >= 1, "sampler.max_new_tokens", "must be >= 1")
+        _check(self.temperature > 0, "sampler.temperature", "must be > 0")
+        _check(0 < self.top_p <= 1, "sampler.top_p", "must be in (0, 1]")
+
+
+@dataclass
+class RewardCommon:
+    weight: float = 1.0
+    #: Seconds one call of the reward may take; null = no limit.
+    timeout: Optional[float] = None
+    #: raise: a failing sample stops the run; skip: it is excluded, counted and logged.
+    on_error: str = "raise"
+
+    def __post_init__(self) -> None:
+        _check(self.on_error in ("raise", "skip"), "reward.*.on_error",
+               f"must be raise or skip, got {self.on_error!r}")
+
+
+@dataclass
+class AdvantageCommon:
+    name: str = MISSING
+
+
+@dataclass
+class LoggerConfig:
+    #: csv is always written; wandb adds Weights & Biases (offline works without a key).
+    wandb: bool = False
+    project: str = "r1kit"
+    mode: str = "offline"  # wandb mode: online | offline | disabled
+    samples_every: int = 10  # write a samples JSONL every N steps
+    log_every: int = 1
+
+
+@dataclass
+class EvalConfig:
+    every: int = 50  # evaluate the held-out set every N optimizer steps (0 = never)
+    k: int = 4  # samples per prompt for avg@k / maj@k
+    temperature: float = 0.7
+
+
+@dataclass
+class StageConfig:
+    kind: str = MISSING  # sft | grpo | rejection_sampling | eval
+    #: Config values that differ for this stage, merged over the root config.
+    overrides: Any = field(default_factory=dict)
+
+
+@dataclass
+class PipelineConfig:
+    stages: Any = field(default_factory=dict)  # name -> StageConfig, in order
+
+
+@dataclass
+class RootConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    # plugin groups: validated against each plugin's registered schema
+    data: Any = MISSING
+    sampler: Any = MISSING
+    advantage: Any = MISSING
+    reward: Any = field(default_factory=dict)
+    filter: Any = field(default_factory=dict)
+    #: Lightning Trainer keyword arguments (checked against the Trainer's signature).
+    trainer: Any = field(default_factory=dict)
+    seed: int = 0
+    deterministic: bool = False
+    run_dir: str = MISSING
+    checkpoint_every: int = 10

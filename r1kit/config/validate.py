@@ -1,0 +1,130 @@
+"""Validate a composed configuration before anything expensive (model, data) is loaded.
+
+Hydra and the structured root schema already reject unknown top-level keys and wrong types in
+fixed groups; this adds value checks (each schema's ``__post_init__``), the per-plugin option
+schemas of the plugin groups, the Lightning Trainer's argument names, and every pipeline stage.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from r1kit.config import schema
+from r1kit.config.schema import ConfigError
+from r1kit.config.store import PLUGIN_GROUPS, schema_fields
+from r1kit.registry import Registry, UnknownPluginError
+
+FIXED_GROUPS = {
+    "model": schema.ModelConfig,
+    "algo": schema.AlgoConfig,
+    "optim": schema.OptimConfig,
+    "logger": schema.LoggerConfig,
+    "eval": schema.EvalConfig,
+}
+STAGE_KINDS = ("sft", "grpo", "rejection_sampling", "eval")
+
+
+def _typed(cls, values: dict, key: str):
+    """Instantiate ``cls`` from ``values``: wrong types and failed value checks name ``key``."""
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(cls), values)
+        return OmegaConf.to_object(node)
+    except ConfigError:
+        raise
+    except OmegaConfBaseException as err:
+        bad = f"{key}.{err.full_key}" if getattr(err, "full_key", None) else key
+        raise ConfigError(f"{bad}: {err.msg if hasattr(err, 'msg') else err}") from None
+
+
+def _check_plugin_node(group: str, name: str, node: dict, registry: Registry, key: str) -> None:
+    kind, common, _ = PLUGIN_GROUPS[group]
+    try:
+        entry = registry.get(kind, name)
+    except UnknownPluginError as err:
+        raise ConfigError(f"{key}: {err}") from None
+    common_keys, own_keys = schema_fields(common), schema_fields(entry.schema)
+    unknown = sorted(set(node) - common_keys - own_keys)
+    if unknown:
+        valid = ", ".join(sorted(common_keys | own_keys)) or "none"
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key for {group} '{name}'; "
+                          f"valid keys: {valid}")
+    if common is not None:
+        _typed(common, {k: v for k, v in node.items() if k in common_keys}, key)
+    if entry.schema is not None:
+        _typed(entry.schema, {k: v for k, v in node.items() if k in own_keys}, key)
+
+
+def _check_trainer(trainer: dict) -> None:
+    import lightning
+
+    valid = set(inspect.signature(lightning.Trainer.__init__).parameters) - {"self"}
+    for name in trainer:
+        if name not in valid:
+            raise ConfigError(f"trainer.{name}: not an argument of lightning.Trainer")
+
+
+def _check_algo_variants(algo: schema.AlgoConfig) -> None:
+    from r1kit.algo import loss
+
+    for key, table in (("kl_estimator", loss.KL_ESTIMATORS), ("ratio_level", loss.RATIOS),
+                       ("aggregation", loss.AGGREGATIONS)):
+        value = getattr(algo, key)
+        if value not in table:
+            raise ConfigError(f"algo.{key}: unknown value {value!r}; valid: {', '.join(table)}")
+
+
+def validate_stage(cfg: DictConfig, registry: Registry, prefix: str = "") -> None:
+    """Validate one stage's full config (the root config, or root merged with a stage's overrides)."""
+    try:
+        for group, cls in FIXED_GROUPS.items():
+            obj = _typed(cls, OmegaConf.to_container(cfg[group], resolve=True), group)
+            if group == "algo":
+                _check_algo_variants(obj)
+        for group, (_, _, named) in PLUGIN_GROUPS.items():
+            node = OmegaConf.to_container(cfg[group], resolve=True) or {}
+            if named:
+                for name, options in node.items():
+                    _check_plugin_node(group, name, options or {}, registry, f"{group}.{name}")
+            else:
+                if "name" not in node:
+                    raise ConfigError(f"{group}: no {group} selected (use {group}=<name>)")
+                _check_plugin_node(group, node["name"], node, registry, group)
+        _check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
+    except ConfigError as err:
+        raise ConfigError(f"{prefix}{err}") from None
+
+
+def stage_config(cfg: DictConfig, name: str) -> DictConfig:
+    """The config one pipeline stage runs with: the root config with the stage's overrides."""
+    stage = cfg.pipeline.stages[name]
+    base = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "pipeline"])
+    merged = OmegaConf.merge(base, stage.get("overrides") or {})
+    OmegaConf.set_struct(merged, False)
+    merged.stage = {"name": name, "kind": stage.kind}
+    return merged
+
+
+def validate(cfg: DictConfig, registry: Registry) -> None:
+    """Raise ``ConfigError`` naming the first bad key; returns quickly (no model or data loads)."""
+    validate_stage(cfg, registry)
+    stages = cfg.pipeline.stages or {}
+    if not stages:
+        raise ConfigError("pipeline.stages: no stage to run")
+    for name, stage in stages.items():
+        key = f"pipeline.stages.{name}"
+        if not isinstance(stage, DictConfig) or "kind" not in stage:
+            raise ConfigError(f"{key}: needs a 'kind' ({', '.join(STAGE_KINDS)})")
+        unknown = set(stage) - {"kind", "overrides"}
+        if unknown:
+            raise ConfigError(f"{key}.{sorted(unknown)[0]}: unknown key (valid: kind, overrides)")
+        if stage.kind not in STAGE_KINDS:
+            raise ConfigError(f"{key}.kind: unknown stage kind {stage.kind!r}; "
+                              f"valid: {', '.join(STAGE_KINDS)}")
+        try:
+            merged = stage_config(cfg, name)
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"{key}.overrides: {err}") from None
+        validate_stage(merged, registry, prefix=f"{key}.overrides → ")

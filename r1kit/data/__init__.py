@@ -1,0 +1,1 @@
+"""Dataset sources (plugins) and the prompt stream the trainers draw from."""

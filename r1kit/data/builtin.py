@@ -1,0 +1,13 @@
+"""Registers the built-in dataset sources (the same path third-party datasets take)."""
+
+from r1kit import hookimpl
+from r1kit.data.arithmetic import ArithmeticOptions, arithmetic_dataset
+from r1kit.data.hub import HubOptions, hub_dataset
+from r1kit.data.jsonl import JsonlOptions, jsonl_dataset
+
+
+@hookimpl
+def r1kit_register_datasets(register):
+    register("arithmetic", arithmetic_dataset, schema=ArithmeticOptions)
+    register("jsonl", jsonl_dataset, schema=JsonlOptions)
+    register("hub", hub_dataset, schema=HubOptions)

@@ -1,0 +1,151 @@
+"""Filters of the rejection-sampling stage: keep correct, readable, non-redundant samples.
+
+DeepSeek-R1 (§2.3.3) samples k completions per prompt from the RL checkpoint and keeps only the
+correct ones, dropping those with mixed languages, long paragraphs or code blocks. These filters
+read ``rollout.reward_parts`` (each reward by name, NaN where a reward does not apply) and return
+the kept subset, in the original order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from omegaconf import MISSING
+
+from r1kit import hookimpl
+from r1kit.config.schema import ConfigError
+from r1kit.rollout import Rollout
+
+
+def _keep(rollout: Rollout, keep: torch.Tensor) -> Rollout:
+    return rollout.select(keep.nonzero().flatten())
+
+
+def _reward_part(rollout: Rollout, reward: str, filter_name: str) -> torch.Tensor:
+    if reward not in rollout.reward_parts:
+        have = ", ".join(sorted(rollout.reward_parts)) or "none"
+        raise ValueError(f"filter '{filter_name}' needs the reward '{reward}': add it to the "
+                         f"reward list (reward=[...,{reward}]) or set filter.{filter_name}.reward; "
+                         f"rewards computed: {have}")
+    return rollout.reward_parts[reward]
+
+
+def _at_least(rollout: Rollout, filter_name: str, reward: str, threshold: float,
+              keep_not_applicable: bool) -> Rollout:
+    values = _reward_part(rollout, reward, filter_name)
+    keep = values >= threshold  # NaN (reward not applicable) compares False: dropped...
+    if keep_not_applicable:
+        keep = keep | values.isnan()  # ...unless asked to keep what the reward cannot judge
+    return _keep(rollout, keep)
+
+
+@dataclass
+class CorrectOptions:
+    reward: str = "accuracy"  #: the reward part that judges correctness
+    threshold: float = 1.0  #: keep samples whose reward is >= threshold
+    #: keep samples the reward does not apply to (NaN), e.g. prompts without a reference answer
+    keep_not_applicable: bool = False
+
+
+def correct(rollout: Rollout, *, reward: str = "accuracy", threshold: float = 1.0,
+            keep_not_applicable: bool = False) -> Rollout:
+    """Keep samples with ``reward_parts[reward] >= threshold`` (the verified-correct ones)."""
+    return _at_least(rollout, "correct", reward, threshold, keep_not_applicable)
+
+
+@dataclass
+class WellFormattedOptions:
+    reward: str = "format"
+    threshold: float = 1.0  #: the format reward is 0/1: keep only fully well-formatted samples
+    keep_not_applicable: bool = False
+
+
+def well_formatted(rollout: Rollout, *, reward: str = "format", threshold: float = 1.0,
+                   keep_not_applicable: bool = False) -> Rollout:
+    """Keep samples with ``reward_parts[reward] >= threshold`` (think/answer tags in place)."""
+    return _at_least(rollout, "well_formatted", reward, threshold, keep_not_applicable)
+
+
+@dataclass
+class LanguageConsistentOptions:
+    reward: str = "language"
+    #: the language reward is the share of the target language; 0.95 tolerates a few
+    #: symbols, formulas and names but not mixed-language reasoning
+    threshold: float = 0.95
+    keep_not_applicable: bool = False
+
+
+def language_consistent(rollout: Rollout, *, reward: str = "language", threshold: float = 0.95,
+                        keep_not_applicable: bool = False) -> Rollout:
+    """Keep samples with ``reward_parts[reward] >= threshold`` (no mixed languages)."""
+    return _at_least(rollout, "language_consistent", reward, threshold, keep_not_applicable)
+
+
+@dataclass
+class LengthOptions:
+    min_tokens: int = 0  #: keep completions with at least this many tokens
+    max_tokens: Optional[int] = None  #: and at most this many (null: no upper bound)
+
+    def __post_init__(self) -> None:
+        if self.min_tokens < 0:
+            raise ConfigError(f"filter.length.min_tokens: must be >= 0, got {self.min_tokens}")
+        if self.max_tokens is not None and self.max_tokens < self.min_tokens:
+            raise ConfigError(f"filter.length.max_tokens: must be >= min_tokens "
+                              f"({self.min_tokens}), got {self.max_tokens}")
+
+
+def length(rollout: Rollout, *, min_tokens: int = 0, max_tokens: int | None = None) -> Rollout:
+    """Keep completions with ``min_tokens <= len(completion_ids) <= max_tokens``."""
+    upper = float("inf") if max_tokens is None else max_tokens
+    keep = torch.tensor([min_tokens <= len(ids) <= upper for ids in rollout.completion_ids],
+                        dtype=torch.bool)
+    return _keep(rollout, keep)
+
+
+def dedupe(rollout: Rollout) -> Rollout:
+    """Drop exact duplicates within a prompt group, keeping the first occurrence.
+
+    Texts are compared after collapsing every run of whitespace to one space and stripping the
+    ends, so samples differing only in spacing or line breaks count as duplicates (they would
+    over-weight one solution in the SFT set). Equal texts in different groups are all kept.
+    """
+    seen: set[tuple[int, str]] = set()
+    keep = []
+    for group, text in zip(rollout.group_ids.tolist(), rollout.completions):
+        key = (group, " ".join(text.split()))
+        keep.append(key not in seen)
+        seen.add(key)
+    return _keep(rollout, torch.tensor(keep, dtype=torch.bool))
+
+
+@dataclass
+class MaxPerPromptOptions:
+    n: int = MISSING  #: samples to keep per prompt group at most
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ConfigError(f"filter.max_per_prompt.n: must be >= 1, got {self.n}")
+
+
+def max_per_prompt(rollout: Rollout, *, n: int) -> Rollout:
+    """Keep the first ``n`` samples of each prompt group (in rollout order); run it last."""
+    if n < 1:
+        raise ValueError(f"max_per_prompt: n must be >= 1, got {n}")
+    taken: dict[int, int] = {}
+    keep = []
+    for group in rollout.group_ids.tolist():
+        taken[group] = taken.get(group, 0) + 1
+        keep.append(taken[group] <= n)
+    return _keep(rollout, torch.tensor(keep, dtype=torch.bool))
+
+
+@hookimpl
+def r1kit_register_filters(register):
+    register("correct", correct, schema=CorrectOptions)
+    register("well_formatted", well_formatted, schema=WellFormattedOptions)
+    register("language_consistent", language_consistent, schema=LanguageConsistentOptions)
+    register("length", length, schema=LengthOptions)
+    register("dedupe", dedupe)
+    register("max_per_prompt", max_per_prompt, schema=MaxPerPromptOptions)

@@ -1,0 +1,1 @@
+"""Model and tokenizer loading (hub, local directory, or the locally built tiny model)."""

@@ -1,0 +1,50 @@
+"""Load the policy, the frozen reference, and the tokenizer from ``model`` config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from r1kit.models.tiny import ensure_tiny_model
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def model_source(model_cfg: DictConfig, run_dir: str | Path) -> str:
+    """Where the initial weights come from: ``model.path``, or the tiny model built in the run dir."""
+    if model_cfg.path:
+        return str(model_cfg.path)
+    tiny = dict(model_cfg.tiny)
+    seed = tiny.pop("seed")
+    return str(ensure_tiny_model(Path(run_dir) / "tiny_model", seed=seed, **tiny))
+
+
+def load_tokenizer(source: str, model_cfg: DictConfig):
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=model_cfg.trust_remote_code)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:  # many base models ship without one
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(source: str, model_cfg: DictConfig, *, trainable: bool = True):
+    model = AutoModelForCausalLM.from_pretrained(
+        source, dtype=DTYPES[model_cfg.dtype], trust_remote_code=model_cfg.trust_remote_code)
+    if trainable:
+        if model_cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        model.train()
+    else:
+        model.eval().requires_grad_(False)
+    return model
+
+
+def encode_prompt(tokenizer, text: str, model_cfg: DictConfig) -> list[int]:
+    if model_cfg.use_chat_template:
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}],
+                                             add_generation_prompt=True, tokenize=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]

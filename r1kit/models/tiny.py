@@ -1,0 +1,70 @@
+"""A tiny Qwen2-architecture causal LM with a character-level tokenizer, built locally (no hub).
+
+Every printable ASCII character is one token, and the R1 tags (``<think>``, ``</think>``,
+``<answer>``, ``</answer>``) are single tokens so the format is cheap to learn. Attention
+head_dim stays at 32 because vLLM's CPU attention kernels reject 16.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
+TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+CHARS = [c for c in string.printable if c not in "\x0b\x0c\r"]
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {tok: i for i, tok in enumerate([PAD, EOS, UNK, *TAGS, *CHARS])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    # one token per character; the tags are added tokens, matched before this split runs
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_tokens(list(TAGS))
+    # prompts are padded on the left so generation continues right after each prompt
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS,
+                                   unk_token=UNK, padding_side="left")
+
+
+def build_model(tokenizer, *, hidden_size: int, num_layers: int, num_heads: int,
+                intermediate_size: int, max_position_embeddings: int, seed: int):
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=num_heads, num_key_value_heads=num_heads,
+        intermediate_size=intermediate_size, max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+        use_sliding_window=False, torch_dtype="float32",
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return Qwen2ForCausalLM(config)
+
+
+def ensure_tiny_model(directory: str | Path, *, seed: int, **sizes) -> Path:
+    """Write the tiny model and tokenizer to ``directory`` once; later calls reuse them.
+
+    Saving to disk (rather than keeping it in memory) gives every consumer — the reference
+    model, a vLLM engine, a resumed run — the same initial weights through the same loading
+    path as a hub model.
+    """
+    directory = Path(directory)
+    marker = directory / "r1kit_tiny.json"
+    spec = {"seed": seed, **sizes}
+    if marker.exists():
+        if json.loads(marker.read_text()) != spec:
+            raise ValueError(f"{directory} holds a tiny model built with {marker.read_text()}, "
+                             f"not {spec}; use another run directory")
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer()
+    build_model(tokenizer, seed=seed, **sizes).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    marker.write_text(json.dumps(spec))  # written last: its presence means the save finished
+    return directory

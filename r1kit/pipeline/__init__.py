@@ -1,0 +1,1 @@
+"""The multi-stage pipeline: stages declared in config, each resumable, each with a manifest."""

@@ -1,0 +1,58 @@
+"""Build a stage's parts from its config: model, tokenizer, sampler, rewards, filters, data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
+
+from r1kit.data.loading import load_splits
+from r1kit.models.loading import load_model, load_tokenizer
+from r1kit.rewards.specs import reward_specs
+from r1kit.trainers.rollouts import FilterStep, RolloutCollector
+
+
+def plugin_options(node, entry, exclude=("name",)) -> dict:
+    values = OmegaConf.to_container(node, resolve=True)
+    return {k: v for k, v in values.items() if k not in exclude}
+
+
+def build_sampler(cfg, registry, model, tokenizer):
+    entry = registry.get("sampler", cfg.sampler.name)
+    return entry.obj(model, tokenizer, **plugin_options(cfg.sampler, entry))
+
+
+def build_filters(cfg, registry) -> list[FilterStep]:
+    steps = []
+    for name, node in OmegaConf.to_container(cfg.filter, resolve=True).items():
+        steps.append(FilterStep(name, registry.get("filter", name).obj, node or {}))
+    return steps
+
+
+def build_advantage(cfg, registry):
+    entry = registry.get("advantage", cfg.advantage.name)
+    return entry.obj, plugin_options(cfg.advantage, entry)
+
+
+@dataclass
+class Parts:
+    policy: object
+    tokenizer: object
+    sampler: object
+    collector: RolloutCollector
+    train_rows: list
+    val_rows: list
+
+
+def build_parts(cfg, registry, source: str, *, filters: bool = True) -> Parts:
+    tokenizer = load_tokenizer(source, cfg.model)
+    policy = load_model(source, cfg.model)
+    sampler = build_sampler(cfg, registry, policy, tokenizer)
+    collector = RolloutCollector(
+        sampler=sampler, tokenizer=tokenizer, model_cfg=cfg.model, template=cfg.data.template,
+        rewards=reward_specs(cfg.reward, registry),
+        filters=build_filters(cfg, registry) if filters else [])
+    train, val = load_splits(cfg.data, registry, cfg.seed)
+    return Parts(policy, tokenizer, sampler, collector, train, val)
+
+

@@ -1,0 +1,95 @@
+"""Run the configured stages in order; finished stages (with a manifest) are skipped on rerun,
+an interrupted one resumes from its last checkpoint.
+
+Each training stage starts from the model the previous stage produced (the initial model for
+the first); a stage whose overrides set ``model.path`` starts from that instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+from omegaconf import OmegaConf
+
+from r1kit.config.validate import stage_config
+from r1kit.models.loading import model_source
+from r1kit.pluginmanager import get_plugin_manager, get_registry
+from r1kit.run.metadata import write_metadata
+
+STAGE_MODULES = {
+    "sft": "r1kit.pipeline.stages.sft",
+    "grpo": "r1kit.pipeline.stages.grpo",
+    "rejection_sampling": "r1kit.pipeline.stages.rejection_sampling",
+    "eval": "r1kit.pipeline.stages.eval",
+}
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class StageContext:
+    name: str
+    stage_dir: Path
+    run_dir: Path
+    model_source: str
+    registry: object
+    hooks: object
+    previous: dict = field(default_factory=dict)  # stage name -> its outputs, so far
+
+    def callbacks(self, cfg) -> list:
+        lists = self.hooks.r1kit_configure_callbacks(cfg=cfg)
+        return [cb for cbs in lists if cbs for cb in cbs]
+
+    def save_model(self, trainer, policy, tokenizer, metrics=None) -> dict:
+        """Export the trained policy as an HF model directory the next stage loads."""
+        out = self.stage_dir / "model"
+        if trainer.is_global_zero:
+            policy.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+        trainer.strategy.barrier()
+        return {"checkpoint": str(out), "metrics": metrics or {}}
+
+
+def _write_manifest(stage_dir: Path, outputs: dict) -> None:
+    tmp = stage_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(outputs, indent=2))
+    os.replace(tmp, stage_dir / MANIFEST)  # atomic: a manifest is never half-written
+
+
+def _is_rank_zero() -> bool:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def run_pipeline(cfg) -> dict:
+    run_dir = Path(cfg.run_dir)
+    registry, hooks = get_registry(), get_plugin_manager().hook
+    if _is_rank_zero():
+        write_metadata(run_dir, cfg, registry)
+    source = model_source(cfg.model, run_dir)
+    results: dict[str, dict] = {}
+    for name, stage in cfg.pipeline.stages.items():
+        stage_dir = run_dir / name
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        manifest = stage_dir / MANIFEST
+        scfg = stage_config(cfg, name)
+        overrides = stage.get("overrides")
+        overrides = OmegaConf.to_container(overrides, resolve=False) if overrides else {}
+        if "path" in overrides.get("model", {}):
+            source = model_source(scfg.model, run_dir)
+        if manifest.exists():
+            outputs = json.loads(manifest.read_text())
+            print(f"r1kit: stage {name} already finished ({manifest}); skipping")
+        else:
+            L.seed_everything(cfg.seed, workers=True, verbose=False)
+            ctx = StageContext(name, stage_dir, run_dir, source, registry, hooks, dict(results))
+            outputs = importlib.import_module(STAGE_MODULES[stage.kind]).run(scfg, ctx)
+            if _is_rank_zero():
+                _write_manifest(stage_dir, outputs)
+                hooks.r1kit_on_stage_end(stage=name, outputs=outputs)
+        results[name] = outputs
+        source = outputs.get("checkpoint", source)
+    return results

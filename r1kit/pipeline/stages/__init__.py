@@ -1,0 +1,1 @@
+"""One module per stage kind: each exposes run(cfg, ctx) -> outputs dict."""

@@ -1,0 +1,1 @@
+"""The run directory: metadata, loggers, samples, checkpoints."""

@@ -1,0 +1,1 @@
+"""Built-in samplers: ``hf`` (transformers generate) and ``vllm`` (a colocated vLLM engine)."""

@@ -1,0 +1,90 @@
+"""``sampler=hf``: batched ``transformers`` generation with the KV cache, on the policy itself.
+
+The sampler shares the policy module, so ``sync_weights`` has nothing to copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from r1kit import hookimpl
+from r1kit.sampling import Generation
+
+
+@dataclass
+class HFSamplerOptions:
+    #: Sequences per ``generate`` call (bounds memory); all at once when 0.
+    generation_batch_size: int = 0
+
+
+class HFSampler:
+    def __init__(self, model, tokenizer, *, max_new_tokens: int, temperature: float,
+                 top_p: float = 1.0, generation_batch_size: int = 0):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
+        self.generation_batch_size = generation_batch_size
+
+    def sync_weights(self, model) -> None:
+        self.model = model  # same tensors: generation already sees every update
+
+    def _budget(self, prompt_len: int) -> int:
+        # never generate past the model's context (tiny models have a short one)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        return self.max_new_tokens if limit is None else max(1, min(
+            self.max_new_tokens, limit - prompt_len))
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: list[list[int]], num_samples: int, *,
+                 greedy: bool = False) -> Generation:
+        expanded = [ids for ids in prompt_ids for _ in range(num_samples)]
+        chunk = self.generation_batch_size or len(expanded)
+        completions, truncated = [], []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(expanded), chunk):
+                c, t = self._generate_chunk(expanded[start:start + chunk], greedy)
+                completions += c
+                truncated += t
+        finally:
+            self.model.train(was_training)
+        return Generation(completion_ids=completions, truncated=truncated)
+
+    def _generate_chunk(self, prompts: list[list[int]], greedy: bool):
+        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        width = max(map(len, prompts))
+        device = next(self.model.parameters()).device
+        # left padding: every row's generation starts right after its own prompt
+        input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, ids in enumerate(prompts):
+            input_ids[row, width - len(ids):] = torch.tensor(ids)
+            attention[row, width - len(ids):] = 1
+        budget = self._budget(width)
+        sampling = {} if greedy else {"temperature": self.temperature, "top_p": self.top_p,
+                                      "top_k": 0}
+        out = self.model.generate(
+            input_ids=input_ids.to(device), attention_mask=attention.to(device),
+            do_sample=not greedy, max_new_tokens=budget, pad_token_id=pad, eos_token_id=eos,
+            use_cache=True, **sampling)
+        new = out[:, width:].tolist()  # one device→host copy for the whole chunk
+        completions, truncated = [], []
+        for tokens in new:
+            if eos in tokens:
+                completions.append(tokens[: tokens.index(eos) + 1])
+                truncated.append(False)
+            else:
+                completions.append(tokens)
+                truncated.append(True)
+        return completions, truncated
+
+
+def hf_sampler(model, tokenizer, **options) -> HFSampler:
+    return HFSampler(model, tokenizer, **options)
+
+
+@hookimpl
+def r1kit_register_samplers(register):
+    register("hf", hf_sampler, schema=HFSamplerOptions)

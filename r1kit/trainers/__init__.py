@@ -1,0 +1,1 @@
+"""Lightning modules and the code that builds their Trainer."""

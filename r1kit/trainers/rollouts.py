@@ -1,0 +1,83 @@
+"""Sample → reward → filter: build one step's rollout, refilling when filters drop groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from r1kit.data.loading import render_prompt
+from r1kit.models.loading import encode_prompt
+from r1kit.rewards.harness import RewardSpec, compute_rewards
+from r1kit.rollout import Rollout
+
+
+@dataclass
+class FilterStep:
+    name: str
+    fn: object
+    options: dict
+
+
+class RolloutCollector:
+    """Everything needed to turn prompts into a scored, filtered rollout."""
+
+    def __init__(self, *, sampler, tokenizer, model_cfg, template: str,
+                 rewards: list[RewardSpec], filters: list[FilterStep]):
+        self.sampler, self.tokenizer, self.model_cfg = sampler, tokenizer, model_cfg
+        self.template, self.rewards, self.filters = template, rewards, filters
+        self.reward_errors: dict[str, int] = {}
+
+    def sample(self, rows: list[dict], num_samples: int, *, greedy: bool = False) -> Rollout:
+        """``num_samples`` scored completions per row (no filters)."""
+        prompts = [render_prompt(row, self.template) for row in rows]
+        prompt_ids = [encode_prompt(self.tokenizer, p, self.model_cfg) for p in prompts]
+        generation = self.sampler.generate(prompt_ids, num_samples, greedy=greedy)
+        ids = generation.completion_ids
+        texts = self.tokenizer.batch_decode(ids, skip_special_tokens=False)
+        eos = self.tokenizer.eos_token or ""
+        texts = [t[: -len(eos)] if eos and t.endswith(eos) else t for t in texts]
+        repeat = lambda xs: [x for x in xs for _ in range(num_samples)]  # noqa: E731
+        rollout = Rollout(
+            examples=repeat(rows), prompts=repeat(prompts), completions=texts,
+            prompt_ids=repeat(prompt_ids), completion_ids=ids,
+            group_ids=torch.arange(len(rows)).repeat_interleave(num_samples),
+            truncated=torch.tensor(generation.truncated, dtype=torch.bool),
+            sampler_logprobs=generation.logprobs)
+        return self.score(rollout)
+
+    def score(self, rollout: Rollout) -> Rollout:
+        scores = compute_rewards(self.rewards, rollout.completions, rollout.examples)
+        for name, count in scores.errors.items():
+            self.reward_errors[name] = self.reward_errors.get(name, 0) + count
+        nan = float("nan")
+        rollout.reward_parts = {
+            name: torch.tensor([nan if v is None else float(v) for v in values])
+            for name, values in scores.parts.items()}
+        rollout.rewards = torch.tensor(scores.total, dtype=torch.float32)
+        return rollout
+
+    def apply_filters(self, rollout: Rollout) -> Rollout:
+        for step in self.filters:
+            rollout = step.fn(rollout, **step.options)
+        return rollout
+
+    def collect(self, stream, num_prompts: int, group_size: int, max_refill_rounds: int):
+        """A filtered rollout of up to ``num_prompts`` groups; refills while filters drop
+        groups, at most ``max_refill_rounds`` extra sampling rounds. Returns (rollout, stats)."""
+        kept, groups, sampled_groups, rounds = [], 0, 0, 0
+        while groups < num_prompts and rounds <= max_refill_rounds:
+            rows = stream.take(num_prompts - groups if rounds else num_prompts)
+            raw = self.sample(rows, group_size)
+            sampled_groups += len(rows)
+            filtered = self.apply_filters(raw)
+            if len(filtered):
+                kept.append(filtered)
+                groups += filtered.num_groups
+            rounds += 1
+        stats = {"rollout/sampled_groups": sampled_groups, "rollout/kept_groups": groups,
+                 "rollout/refill_rounds": rounds - 1}
+        if not kept:
+            return None, stats
+        rollout = Rollout.concat(kept) if len(kept) > 1 else kept[0]
+        return rollout, stats
