@@ -10,10 +10,11 @@ from r1kit.cli import CONF_DIR, guarded, prepare
 @guarded
 def _run(cfg: DictConfig):
     from r1kit.config.validate import validate
-    from r1kit.pipeline.runner import run_pipeline
     from r1kit.pluginmanager import get_registry
 
     validate(cfg, get_registry())  # before any model or data loads
+    from r1kit.pipeline.runner import run_pipeline  # heavy imports only after validation
+
     return run_pipeline(cfg)
 
 

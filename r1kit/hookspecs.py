@@ -32,7 +32,8 @@ def r1kit_register_rewards(register):
         ``fn(completions: list[str], examples: list[dict], **options) -> list[float | None]``:
         ``examples[i]`` is the dataset row that produced ``completions[i]`` (its ``prompt`` and
         reference fields such as ``answer``), ``options`` are the keys of the reward's config
-        node ``reward.<name>`` other than ``weight``. Return one value per completion; ``None``
+        node ``reward.<name>`` other than the harness keys ``weight``, ``timeout`` and
+        ``on_error``. Return one value per completion; ``None``
         means "does not apply to this sample" (it contributes nothing to the weighted total and
         is left out of the reward's mean).
     :return: nothing.

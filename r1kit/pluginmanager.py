@@ -98,10 +98,24 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     return registry
 
 
+_installed: list[tuple[pluggy.PluginManager, Registry]] = []
+
+
 @functools.lru_cache(maxsize=1)
 def _default() -> tuple[pluggy.PluginManager, Registry]:
+    if _installed:
+        return _installed[-1]
     pm = create_plugin_manager()
     return pm, build_registry(pm)
+
+
+def install(**kwargs) -> Registry:
+    """Make a manager built with ``create_plugin_manager(**kwargs)`` the process-wide one
+    (applications embedding r1kit, and tests, use it to add plugins without packaging them)."""
+    pm = create_plugin_manager(**kwargs)
+    _installed[:] = [(pm, build_registry(pm))]
+    _default.cache_clear()
+    return _installed[0][1]
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -116,6 +130,7 @@ def get_registry() -> Registry:
 
 def reset() -> None:
     """Forget the process-wide manager (tests that change the environment call this)."""
+    _installed.clear()
     _default.cache_clear()
 
 

@@ -79,6 +79,11 @@ def _check_algo_variants(algo: schema.AlgoConfig) -> None:
 def validate_stage(cfg: DictConfig, registry: Registry, prefix: str = "") -> None:
     """Validate one stage's full config (the root config, or root merged with a stage's overrides)."""
     try:
+        allowed = schema_fields(schema.RootConfig) | {"stage"}
+        unknown = sorted(set(cfg) - allowed)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown top-level key; valid: "
+                              f"{', '.join(sorted(allowed - {'stage'}))}")
         for group, cls in FIXED_GROUPS.items():
             obj = _typed(cls, OmegaConf.to_container(cfg[group], resolve=True), group)
             if group == "algo":

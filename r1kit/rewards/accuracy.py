@@ -98,7 +98,7 @@ def accuracy_reward(completions: list[str], examples: list[dict], **options) -> 
         except _JobError as err:
             raise RuntimeError(f"math-verify failed on sample {job_samples[err.job]}: "
                                f"{err}") from None
-        for (_, pred), i, verdict in zip(jobs, job_samples, verdicts):
+        for (_, pred), i, verdict in zip(jobs, job_samples, verdicts, strict=True):
             if verdict is None:
                 _count("timeouts")
                 log.warning("accuracy: math-verify took over %.1f s on sample %d (answer %r); "
@@ -294,7 +294,7 @@ class _VerifierPool:
                         raise _JobError(job, value)
                     results[job] = value
                 now = time.monotonic()
-                for conn, (worker, job, deadline) in list(busy.items()):
+                for conn, (worker, _job, deadline) in list(busy.items()):
                     if deadline <= now:
                         del busy[conn]
                         worker.kill()  # results[job] stays None: timed out

@@ -1,4 +1,6 @@
-"""The ``format`` reward: the completion follows the R1 template ``<think>…</think><answer>…</answer>``.
+"""The ``format`` reward: the completion follows the R1 template.
+
+The template is ``<think>…</think><answer>…</answer>``.
 
 Only the structure is judged; whether the answer is right is ``accuracy``'s business, and an
 empty block is still a block.
@@ -48,11 +50,18 @@ def is_well_formed(completion: str) -> bool:
 def format_reward(completions: list[str], examples: list[dict], **options) -> list[float | None]:
     """1.0 for each completion that :func:`is_well_formed` accepts, else 0.0.
 
-    With ``prompt_ends_with_think`` the completion is judged as if it began with ``<think>``.
+    A completion is judged as if it began with ``<think>`` when ``prompt_ends_with_think`` is
+    set, or when its example's ``prompt`` (if the dataset stores the rendered prompt) ends
+    with ``<think>``.
     """
     opts = FormatOptions(**options)
-    prefix = "<think>" if opts.prompt_ends_with_think else ""
-    return [1.0 if is_well_formed(prefix + completion) else 0.0 for completion in completions]
+    scores: list[float | None] = []
+    for completion, example in zip(completions, examples, strict=True):
+        prompt = example.get("prompt")
+        opened = opts.prompt_ends_with_think or (
+            isinstance(prompt, str) and prompt.rstrip().endswith("<think>"))
+        scores.append(1.0 if is_well_formed("<think>" * opened + completion) else 0.0)
+    return scores
 
 
 @hookimpl

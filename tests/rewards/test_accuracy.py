@@ -1,4 +1,4 @@
-"""The accuracy reward: answer extraction, equivalence through math-verify, thread safety, time limit."""
+"""The accuracy reward: answer extraction, math-verify equivalence, threads, the time limit."""
 
 import doctest
 import threading
@@ -57,8 +57,8 @@ def test_reference_solutions_are_reduced_to_their_final_answer(gold, expected):
 
 
 def test_rows_without_reference_answer_give_none():
-    examples = [{"prompt": "say hi"}, {"prompt": "q", "answer": None}, {"prompt": "q", "answer": " "},
-                {"prompt": "q", "answer": "1"}]
+    examples = [{"prompt": "say hi"}, {"prompt": "q", "answer": None},
+                {"prompt": "q", "answer": " "}, {"prompt": "q", "answer": "1"}]
     assert accuracy_reward(["<answer>hi</answer>"] * 3 + ["<answer>1</answer>"], examples) == [
         None, None, None, 1.0]
 

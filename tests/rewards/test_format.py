@@ -46,6 +46,12 @@ def test_prompt_ending_with_think_opens_the_block():
                          prompt_ends_with_think=True) == [0.0]
 
 
+def test_a_rendered_prompt_ending_with_think_opens_the_block():
+    completion = "2+2 is 4</think>\n<answer>4</answer>"
+    assert format_reward([completion], [{"prompt": "User: 2+2? Assistant: <think>\n"}]) == [1.0]
+    assert format_reward([completion], [{"prompt": "2+2?"}]) == [0.0]
+
+
 def test_scores_each_completion():
     good, bad = "<think>a</think><answer>1</answer>", "<answer>1</answer>"
     assert format_reward([good, bad, good], [{}] * 3) == [1.0, 0.0, 1.0]

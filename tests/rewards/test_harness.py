@@ -1,4 +1,4 @@
-"""The reward harness: weighting, None, failures (raise or skip), time limits, plugin registration."""
+"""The reward harness: weights, None, failures (raise or skip), time limits, registration."""
 
 import math
 import threading

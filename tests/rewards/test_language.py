@@ -32,7 +32,7 @@ def test_only_the_chain_of_thought_counts():
 
 
 def test_math_is_neutral():
-    # LaTeX commands, digits, symbols and single-letter variables (Latin or Greek) count neither way.
+    # LaTeX commands, digits, symbols and single-letter (Latin, Greek) variables are neutral.
     assert words_by_script("\\frac{x}{y} = 2\\pi r, α + β = 3") == []
     assert score("<think>所以 x = \\frac{1}{2}</think><answer>0.5</answer>", "zh") == 1.0
 

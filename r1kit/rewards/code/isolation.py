@@ -20,9 +20,9 @@ namespaces and an unprivileged uid:
     it must be asked for by name, and it logs a warning, since a program run this way can do
     anything the trainer can.
 
-``auto`` probes the backends in that order once per process (by running ``true`` through
-each) and picks the first that works; if none does, running code is refused with an error that
-says what each probe saw.
+``auto`` probes the backends in that order once per process (by running ``cat`` on a prepared
+file through each) and picks the first that works; if none does, running code is refused with
+an error that says what each probe saw.
 """
 
 from __future__ import annotations
@@ -75,9 +75,6 @@ class Launch:
     argv: list[str]
     cwd: str
     env: dict[str, str] = field(default_factory=dict)
-    #: uid/gid to switch to before exec (Popen ``user``/``group``); None keeps the trainer's.
-    user: int | None = None
-    group: int | None = None
 
 
 class Isolation(ABC):
@@ -104,15 +101,17 @@ class Isolation(ABC):
         try:
             files = scratch / "files"
             files.mkdir(mode=0o711)
-            spec = self.launch(["true"], scratch=scratch, files=files, tmp_bytes=1 << 20)
+            # a file to read back: the path real runs take (scratch -> sandbox -> stdout) must
+            # work, or every program would fail and every reward be a silent 0.0
+            (files / "probe").write_text("r1kit")
+            (files / "probe").chmod(0o644)
+            spec = self.launch(["cat", "probe"], scratch=scratch, files=files, tmp_bytes=1 << 20)
             try:
-                proc = subprocess.run(spec.argv, cwd=spec.cwd, env=spec.env, user=spec.user,
-                                      group=spec.group, stdin=subprocess.DEVNULL,
-                                      extra_groups=[] if spec.user is not None else None,
-                                      capture_output=True, timeout=30)
+                proc = subprocess.run(spec.argv, cwd=spec.cwd, env=spec.env,
+                                      stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
             except (OSError, subprocess.SubprocessError) as e:
                 return f"{type(e).__name__}: {e}"
-            if proc.returncode != 0:
+            if proc.returncode != 0 or proc.stdout != b"r1kit":
                 err = proc.stderr.decode(errors="replace").strip().splitlines()
                 return f"exit status {proc.returncode}: {err[-1] if err else 'no message'}"
             return None
@@ -154,7 +153,13 @@ class BwrapIsolation(Isolation):
 
     def launch(self, argv, *, scratch, files, tmp_bytes, ro_paths=()):
         bwrap = shutil.which("bwrap") or "bwrap"
-        args = [bwrap,
+        # as root, start bwrap itself as nobody: inside its user namespace the program is
+        # "nobody" either way, but then it is nobody on the host too, not root without
+        # capabilities. (setpriv rather than Popen(user=...): that would make Python fork the
+        # whole trainer instead of vfork'ing, which costs milliseconds per GB of its memory.)
+        args = [shutil.which("setpriv") or "setpriv", f"--reuid={SANDBOX_UID}",
+                f"--regid={SANDBOX_GID}", "--clear-groups", "--"] if os.geteuid() == 0 else []
+        args += [bwrap,
                 # user, pid, net (loopback only, and it is the sandbox's own), ipc, uts, cgroup
                 "--unshare-all", "--unshare-user", *_no_nested_userns(bwrap),
                 # the sandbox dies with the thread that started it, and cannot reach the
@@ -177,39 +182,28 @@ class BwrapIsolation(Isolation):
             args += ["--ro-bind", str(files / entry), f"{SANDBOX_DIR}/{entry}"]
         # bwrap's own root and /dev are unbounded tmpfs: read-only, or a program could fill RAM
         args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SANDBOX_DIR, "--", *argv]
-        # as root, start bwrap itself as nobody: inside its user namespace the program is
-        # "nobody" either way, but on the host it is then nobody too, not root without caps
-        as_root = os.geteuid() == 0
-        return Launch(argv=args, cwd="/", env={"PATH": SANDBOX_PATH},
-                      user=SANDBOX_UID if as_root else None,
-                      group=SANDBOX_GID if as_root else None)
+        return Launch(argv=args, cwd="/", env={"PATH": SANDBOX_PATH})
 
 
 # Runs as root inside fresh mount/pid/net/ipc/uts namespaces (so its mounts vanish with them),
 # builds the same view as bwrap in $R, then runs the program as nobody with no capabilities.
+# Few commands, since each is a fork: symlinks, /etc files and device nodes are copied (cp -a
+# keeps links as links and recreates the nodes), only directories are bind-mounted.
 # It stays pid 1 rather than exec'ing the program: unshare's --kill-child signal is aimed at it,
 # and setpriv's uid change would clear a parent-death signal on the program itself.
 _UNSHARE_SCRIPT = r"""
 set -eu
-R=$1 FILES=$2 TMP_BYTES=$3 SHM_BYTES=$4 RO_PATHS=$5 SYSTEM=$6
+R=$1 FILES=$2 TMP_BYTES=$3 SHM_BYTES=$4 DIRS=$5 COPIES=$6
 shift 6
 mount -t tmpfs -o size=4m,mode=755 r1kit-sandbox "$R"
-for spec in $SYSTEM; do
-  kind=${spec%%:*} d=${spec#*:}
-  if [ "$kind" = link ]; then ln -s "$(readlink "$d")" "$R$d"
-  else mkdir -p "$R$d"; mount --rbind "$d" "$R$d"; mount -o remount,bind,ro,nosuid "$R$d"; fi
-done
-for f in $RO_PATHS; do
-  [ -e "$f" ] || continue
-  if [ -d "$f" ]; then mkdir -p "$R$f"; else mkdir -p "$R$(dirname "$f")"; touch "$R$f"; fi
-  mount --rbind "$f" "$R$f"; mount -o remount,bind,ro,nosuid "$R$f"
-done
-mkdir -p "$R/proc" "$R/dev/shm" "$R/tmp"
-mount -t proc -o nosuid,nodev,noexec proc "$R/proc"
-for n in null zero full random urandom; do touch "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"; done
-mount -t tmpfs -o "size=$SHM_BYTES,mode=1777,nosuid,nodev" tmpfs "$R/dev/shm"
-mount -t tmpfs -o "size=$TMP_BYTES,mode=1777,nosuid,nodev" tmpfs "$R/tmp"
-cp -R "$FILES"/. "$R/tmp/"
+cd "$R"
+mkdir -p proc dev/shm tmp etc $DIRS  # before cp: cp --parents would make them 0700
+for d in $DIRS; do mount --rbind -o ro,nosuid "/$d" "$d"; done
+cp -a --parents $COPIES /dev/null /dev/zero /dev/full /dev/random /dev/urandom "$R"
+mount -t proc -o nosuid,nodev,noexec proc proc
+mount -t tmpfs -o "size=$SHM_BYTES,mode=1777,nosuid,nodev" tmpfs dev/shm
+mount -t tmpfs -o "size=$TMP_BYTES,mode=1777,nosuid,nodev" tmpfs tmp
+cp -R "$FILES"/. tmp/
 mount -o remount,ro "$R"
 chroot "$R" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
   --bounding-set=-all --no-new-privs -- "$@"
@@ -224,7 +218,10 @@ class UnshareIsolation(Isolation):
             raise SandboxUnavailableError("the unshare backend needs root (CAP_SYS_ADMIN)")
         root = scratch / "root"  # mount point of the sandbox's root, in its own mount namespace
         root.mkdir(exist_ok=True)
-        ro = list(ro_paths) + [f for f in _ETC_FILES if os.path.exists(f)]
+        view = _system_view()
+        dirs = [d for kind, d in view if kind == "dir"] + [p for p in ro_paths if os.path.isdir(p)]
+        copies = [d for kind, d in view if kind == "link"] + [
+            f for f in _ETC_FILES if os.path.lexists(f)]
         env = [f"{k}={v}" for k, v in sandbox_env(SANDBOX_DIR).items()]
         inner = ["env", "-i", "-C", SANDBOX_DIR, *env, *argv]
         args = [shutil.which("setpriv") or "setpriv",
@@ -235,8 +232,8 @@ class UnshareIsolation(Isolation):
                 # ...and takes the namespace's pid 1, hence every process in it, along
                 "--kill-child", "--propagation", "private",
                 "/bin/sh", "-c", _UNSHARE_SCRIPT, "r1kit-sandbox",
-                str(root), str(files), str(tmp_bytes), str(_SHM_BYTES), " ".join(ro),
-                " ".join(f"{kind}:{d}" for kind, d in _system_view()), *inner]
+                str(root), str(files), str(tmp_bytes), str(_SHM_BYTES),
+                " ".join(d.lstrip("/") for d in dirs), " ".join(copies), *inner]
         # the setup script runs as root and needs mount and chroot from the sbin directories
         return Launch(argv=args, cwd="/", env={"PATH": _ROOT_PATH})
 
@@ -263,14 +260,17 @@ def probe(name: str) -> str | None:
     """Cached: why backend ``name`` does not work here, or None when it does."""
     if name == "bwrap" and shutil.which("bwrap") is None:
         return "bwrap is not installed (Debian: apt-get install bubblewrap)"
+    if name == "bwrap" and os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return "setpriv is not installed (Debian: util-linux)"
     if name == "unshare":
         if os.geteuid() != 0:
             return "needs root (CAP_SYS_ADMIN) to create namespaces without a user namespace"
         missing = [t for t in ("unshare", "setpriv", "mount", "chroot") if not shutil.which(t)]
         if missing:
             return f"missing {', '.join(missing)} (Debian: util-linux, mount, coreutils)"
-    if shutil.which("prlimit") is None:
-        return "prlimit is not installed (Debian: util-linux)"
+    missing = [t for t in ("prlimit", "timeout") if not shutil.which(t, path=SANDBOX_PATH)]
+    if missing:  # the sandbox runs them from the host's /usr before the program
+        return f"missing {', '.join(missing)} (Debian: util-linux, coreutils)"
     return BACKENDS[name]().probe()
 
 

@@ -17,7 +17,8 @@ from typing import Optional
 
 from r1kit.pluginmanager import get_registry
 from r1kit.rewards.code.extract import extract_program
-from r1kit.rewards.code.isolation import CHOICES, select_isolation
+from r1kit.rewards.code.isolation import (CHOICES, Isolation, SandboxUnavailableError,
+                                           select_isolation)
 from r1kit.rewards.code.runners import CodeRunner
 from r1kit.rewards.code.sandbox import Limits, run_program
 from r1kit.rewards.code.testcases import collect_tests
@@ -70,6 +71,25 @@ def get_runner(language: str) -> CodeRunner:
     return get_registry().get("code_runner", language).obj()
 
 
+_SMOKE_TESTED: set[tuple[str, str]] = set()
+
+
+def check_runner(isolation: Isolation, runner: CodeRunner, language: str) -> None:
+    """Once per process and backend: the runner's smoke program must print ``ok``.
+
+    If the interpreter or compiler cannot run in the sandbox, every program fails and every
+    reward is a silent 0.0 that trains the policy on noise; fail loudly instead.
+    """
+    if runner.smoke_program is None or (isolation.name, language) in _SMOKE_TESTED:
+        return
+    result = run_program(isolation, runner, runner.smoke_program, limits=Limits(wall_s=30))
+    if result.stdout.strip() != "ok":
+        raise SandboxUnavailableError(
+            f"the {language!r} runner does not work in the {isolation.name} sandbox: exit "
+            f"status {result.returncode}, stderr: {result.stderr.strip()[-500:]!r}")
+    _SMOKE_TESTED.add((isolation.name, language))
+
+
 def code_reward(completions: list[str], examples: list[dict], **options) -> list[float | None]:
     """Score each completion's program by the tests of its row.
 
@@ -97,6 +117,7 @@ def code_reward(completions: list[str], examples: list[dict], **options) -> list
         return scores
 
     isolation = select_isolation(opts.isolation)
+    check_runner(isolation, runner, opts.language)
     limits = opts.limits()
     failed = [False] * len(completions)
 

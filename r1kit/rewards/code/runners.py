@@ -32,6 +32,9 @@ class CodeRunner(ABC):
 
     #: Info strings of fenced blocks that hold this language (```python); lowercase.
     fence_tags: tuple[str, ...] = ()
+    #: A program that prints ``ok``: run once per process to prove the toolchain works in the
+    #: sandbox (None skips the check). Without it, a missing compiler scores every sample 0.0.
+    smoke_program: str | None = None
 
     @abstractmethod
     def prepare(self, source: str, workdir: Path) -> list[str]:
@@ -55,6 +58,7 @@ class PythonRunner(CodeRunner):
     """``python3 main.py``; ``interpreter`` may be an absolute path (a venv with numpy)."""
 
     fence_tags = ("python", "py", "python3")
+    smoke_program = "print('ok')"
 
     def __init__(self, interpreter: str = "python3") -> None:
         self.interpreter = interpreter

@@ -4,7 +4,8 @@ Every run gets its own host scratch directory (removed afterwards) and its own n
 :mod:`r1kit.rewards.code.isolation`), so nothing one program does can be seen by the next.
 Limits are the kernel's, applied by ``prlimit`` just before the program starts:
 
-- wall clock: the trainer kills the whole tree when ``wall_s`` has passed;
+- wall clock: the trainer kills the whole tree when ``wall_s`` has passed (and ``timeout``
+  inside the sandbox does a second later, should the trainer be gone);
 - CPU: ``RLIMIT_CPU`` (SIGXCPU, then SIGKILL a second later);
 - memory: ``RLIMIT_AS`` per process; processes: ``RLIMIT_NPROC`` (counted per user namespace
   under bwrap, so concurrent sandboxes do not share it);
@@ -15,8 +16,10 @@ Limits are the kernel's, applied by ``prlimit`` just before the program starts:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -26,7 +29,12 @@ from pathlib import Path
 from r1kit.rewards.code.isolation import Isolation, make_scratch
 from r1kit.rewards.code.runners import CodeRunner
 
+log = logging.getLogger(__name__)
+
 _STDERR_KEEP = 4096  # stderr is only kept for debugging a failure
+#: How the sandbox's own tools report their failures (a Python program fails with a traceback).
+_SETUP_ERRORS = ("bwrap: ", "r1kit-sandbox: ", "unshare: ", "mount: ", "cp: ", "chroot: ",
+                 "setpriv: ", "env: ", "prlimit: ", "timeout: ")
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,14 @@ class Limits:
             if not getattr(self, name) > 0:
                 raise ValueError(f"sandbox limit {name} must be > 0, got {getattr(self, name)}")
 
-    def prlimit_prefix(self) -> list[str]:
+    def command_prefix(self) -> list[str]:
+        """What runs inside the sandbox before the program, to impose the limits."""
         cpu = max(1, math.ceil(self.cpu_s))
         mem = self.memory_mb << 20
-        return ["prlimit", f"--cpu={cpu}:{cpu + 1}", f"--as={mem}:{mem}",
+        # the trainer kills the tree at wall_s; this timeout (a second later, from inside) only
+        # matters if the trainer died in the moment before bwrap tied the sandbox to it
+        return ["timeout", "--signal=KILL", f"{self.wall_s + 1:g}",
+                "prlimit", f"--cpu={cpu}:{cpu + 1}", f"--as={mem}:{mem}",
                 f"--nproc={self.max_processes}:{self.max_processes}",
                 f"--fsize={self.max_output_mb << 20}", "--nofile=256:256", "--core=0", "--"]
 
@@ -76,32 +88,55 @@ def run_program(isolation: Isolation, runner: CodeRunner, source: str, stdin: st
         files.mkdir(mode=0o711)
         argv = runner.prepare(source, files)
         _readable_by_sandbox(files)
-        spec = isolation.launch(limits.prlimit_prefix() + argv, scratch=scratch, files=files,
+        spec = isolation.launch(limits.command_prefix() + argv, scratch=scratch, files=files,
                                 tmp_bytes=limits.tmp_mb << 20, ro_paths=runner.host_paths())
         (scratch / "stdin").write_text(stdin, encoding="utf-8")
         with open(scratch / "stdin", "rb") as fin, open(scratch / "stdout", "wb") as fout, \
                 open(scratch / "stderr", "wb") as ferr:
             proc = subprocess.Popen(
                 spec.argv, cwd=spec.cwd, env=spec.env, stdin=fin, stdout=fout, stderr=ferr,
-                user=spec.user, group=spec.group,
-                extra_groups=[] if spec.user is not None else None,  # drop root's groups too
                 start_new_session=True)  # its own process group, for kill_tree's killpg
-            timed_out = False
+            timed_out = True
             try:
-                proc.wait(timeout=limits.wall_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+                timed_out = not _wait(proc, limits.wall_s)
             finally:
                 if timed_out:
                     kill_tree(proc.pid)
                 else:  # under isolation=none a background child may have outlived it
                     _killpg(proc.pid)
                 proc.wait()
-        return RunResult(returncode=proc.returncode, timed_out=timed_out,
-                         stdout=_read(scratch / "stdout", limits.max_output_mb << 20),
-                         stderr=_read(scratch / "stderr", _STDERR_KEEP))
+        result = RunResult(returncode=proc.returncode, timed_out=timed_out,
+                           stdout=_read(scratch / "stdout", limits.max_output_mb << 20),
+                           stderr=_read(scratch / "stderr", _STDERR_KEEP))
+        if result.returncode != 0 and result.stderr.startswith(_SETUP_ERRORS):
+            # the sandbox, not the program, failed (a program could fake this; it only logs)
+            log.warning("%s sandbox failed to start a program: %s", isolation.name,
+                        result.stderr.strip()[:500])
+        return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``proc`` to exit; True if it did.
+
+    ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms, which costs a typical 20 ms
+    program half its throughput; a pidfd wakes us the moment the process exits.
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # Linux < 5.3
+        try:
+            proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    finally:
+        os.close(pidfd)
 
 
 def _readable_by_sandbox(files: Path) -> None:

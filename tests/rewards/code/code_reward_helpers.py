@@ -31,7 +31,7 @@ def fenced(program: str) -> str:
 
 
 def sandbox_leftovers() -> list[int]:
-    """Pids of sandboxed programs still alive (PythonRunner's argv ends with -I -B main.py)."""
+    """Pids of sandboxed programs still alive (PythonRunner runs python3 -I -B main.py)."""
     pids = []
     for entry in os.listdir("/proc"):
         try:
@@ -39,6 +39,7 @@ def sandbox_leftovers() -> list[int]:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv[-4:-1] == [b"-I", b"-B", b"main.py"]:
+        # argv ends with a NUL; the launchers' own argv (bwrap ...) also end with main.py
+        if argv[-4:-1] == [b"-I", b"-B", b"main.py"] and b"python" in argv[0]:
             pids.append(int(entry))
     return pids

@@ -91,3 +91,19 @@ def test_interpreter_outside_usr_is_shown_to_the_sandbox(tmp_path):
     venv.mkdir(parents=True)
     (venv / "python").symlink_to("/usr/bin/python3")
     assert PythonRunner(str(venv / "python")).host_paths() == (str(tmp_path / "venv"),)
+
+
+def test_a_runner_that_cannot_run_fails_loudly_not_as_zero_rewards(monkeypatch):
+    # e.g. no interpreter in the sandbox: every program would fail and score a silent 0.0
+    class Missing(PythonRunner):
+        smoke_program = "print('ok')"
+
+        def __init__(self):
+            super().__init__(interpreter="no-such-python")
+
+    registry = code_registry()
+    registry.add("code_runner", "broken", Missing, provider="test", plugin="test")
+    monkeypatch.setattr(reward, "get_registry", lambda: registry)
+    with pytest.raises(SandboxUnavailableError, match="'broken' runner does not work"):
+        code_reward(["```python\nprint(1)\n```"], [{"tests": [{"input": "", "output": "1"}]}],
+                    language="broken", isolation="none")

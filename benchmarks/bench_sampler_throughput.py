@@ -1,0 +1,104 @@
+"""Sampling throughput of ``sampler=hf`` vs ``sampler=vllm`` on the tiny model, in one process.
+
+    python benchmarks/bench_sampler_throughput.py            # 16 prompts x 8 samples x 48 tokens
+
+Both samplers generate the same batch from the same weights; throughput counts the completion
+tokens actually produced (the untrained tiny model practically never stops early). Each sampler
+gets one untimed warm-up call, then ``--repeats`` timed calls (the median is reported). vLLM's
+engine start-up and a weight sync are timed separately: they are paid once per run and once per
+optimizer step respectively. Prints a table and, with ``--json``, writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(fn, repeats: int):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=48)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="where the tiny model is built (default: a temporary directory)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from r1kit.models.tiny import ensure_tiny_model
+    from r1kit.samplers.hf import HFSampler
+
+    tmp = None
+    if args.model_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="r1kit-bench-")
+        args.model_dir = Path(tmp.name) / "tiny"
+    model_dir = ensure_tiny_model(args.model_dir, seed=0, hidden_size=128, num_layers=4,
+                                  num_heads=4, intermediate_size=512, max_position_embeddings=256)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    prompts = [tokenizer.encode(f"<think>{i} + {3 * i + 1} = ") for i in range(args.prompts)]
+    options = dict(max_new_tokens=args.tokens, temperature=args.temperature, top_p=1.0)
+
+    def measure(sampler, name):
+        sampler.generate(prompts[:2], 2)  # warm-up
+        seconds, generation = timed(lambda: sampler.generate(prompts, args.samples),
+                                    args.repeats)
+        tokens = sum(map(len, generation.completion_ids))
+        row = {"sampler": name, "seconds": seconds, "tokens": tokens,
+               "tokens_per_s": tokens / seconds}
+        print(f"{name:<14} {seconds:8.3f} s  {tokens:6d} tokens  {tokens / seconds:10.1f} tok/s",
+              flush=True)
+        return row
+
+    print(f"{args.prompts} prompts x {args.samples} samples x {args.tokens} tokens, "
+          f"torch threads {torch.get_num_threads()}, median of {args.repeats}", flush=True)
+    rows = [measure(HFSampler(policy, tokenizer, **options), "hf")]
+
+    from r1kit.samplers.vllm import vllm_sampler
+
+    start = time.perf_counter()
+    vllm = vllm_sampler(policy, tokenizer, **options)
+    startup = time.perf_counter() - start
+    start = time.perf_counter()
+    vllm.generate(prompts[:1], 1)
+    first_call = time.perf_counter() - start
+    print(f"vllm start-up  {startup:8.3f} s  (first generate call {first_call:.3f} s)", flush=True)
+    rows.append(measure(vllm, "vllm"))
+    sync_seconds, _ = timed(lambda: vllm.load_weights(policy), args.repeats)
+    print(f"vllm weight sync {sync_seconds * 1000:6.1f} ms", flush=True)
+    rows.append(measure(HFSampler(policy, tokenizer, **options), "hf (again)"))
+    vllm.close()
+
+    hf_rate = statistics.mean(r["tokens_per_s"] for r in rows if r["sampler"].startswith("hf"))
+    ratio = rows[1]["tokens_per_s"] / hf_rate
+    print(f"vllm / hf throughput: {ratio:.2f}x", flush=True)
+    results = {"config": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+               "vllm_startup_s": startup, "vllm_first_call_s": first_call,
+               "vllm_sync_s": sync_seconds, "ratio": ratio}
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2))
+    if tmp is not None:
+        tmp.cleanup()
+    return results
+
+
+if __name__ == "__main__":  # the vLLM engine may spawn processes that re-import this file
+    main()
