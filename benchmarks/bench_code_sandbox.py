@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import time
 
-from r1kit.rewards.code.isolation import available
+from r1kit.rewards.code.isolation import SANDBOX_PATH, available
 from r1kit.rewards.code.reward import code_reward
 
 SOLUTIONS = [
@@ -59,8 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     completions, examples = batch(args.programs, args.tests)
     probes = available()
     backends = [name for name, why in probes.items() if why is None]
+    program_python = shutil.which("python3", path=SANDBOX_PATH)
     print(f"code reward: {args.programs} programs x {args.tests} tests, {args.workers} workers, "
-          f"{os.cpu_count()} CPUs, python {sys.version.split()[0]} (host)")
+          f"{os.cpu_count()} CPUs; trainer python {sys.version.split()[0]}, "
+          f"programs run {program_python}")
     for name, why in probes.items():
         if why is not None:
             print(f"  {name}: unavailable ({why})")

@@ -28,6 +28,7 @@ BUILTIN_PLUGINS = (
     "r1kit.rewards.format",
     "r1kit.rewards.language",
     "r1kit.rewards.code.plugin",
+    "r1kit.rewards.reward_model",
     "r1kit.samplers.hf",
     "r1kit.samplers.vllm",
     "r1kit.advantages",

@@ -130,6 +130,10 @@ class RewardCommon:
     timeout: Optional[float] = None
     #: raise: a failing sample stops the run; skip: it is excluded, counted and logged.
     on_error: str = "raise"
+    #: Route the reward: it scores only rows whose ``task`` field is listed (others get None,
+    #: "does not apply"); null scores every row. R1's RL-for-all-scenarios uses this to send
+    #: reasoning prompts to rule rewards and general prompts to a reward model.
+    applies_to: Optional[list[str]] = None
 
     def __post_init__(self) -> None:
         _check(self.on_error in ("raise", "skip"), "reward.*.on_error",
@@ -155,7 +159,24 @@ class LoggerConfig:
 class EvalConfig:
     every: int = 50  # evaluate the held-out set every N optimizer steps (0 = never)
     k: int = 4  # samples per prompt for avg@k / maj@k
-    temperature: float = 0.7
+
+
+@dataclass
+class RejectionConfig:
+    """The rejection-sampling stage: k samples per prompt, kept by the ``filter`` plugins."""
+
+    samples_per_prompt: int = 8
+    #: Prompts per shard file; a resumed stage skips the shards already written.
+    shard_size: int = 64
+    #: Prompts to sample from (null: the whole training split).
+    num_prompts: Optional[int] = None
+    #: Non-reasoning rows (with ``prompt`` and ``solution``) mixed into the new SFT set: a data
+    #: node like ``data`` (``{name: jsonl, path: ...}``), or null.
+    mix: Any = None
+
+    def __post_init__(self) -> None:
+        _check(self.samples_per_prompt >= 1, "rejection.samples_per_prompt", "must be >= 1")
+        _check(self.shard_size >= 1, "rejection.shard_size", "must be >= 1")
 
 
 @dataclass
@@ -177,6 +198,7 @@ class RootConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    rejection: RejectionConfig = field(default_factory=RejectionConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     # plugin groups: validated against each plugin's registered schema
     data: Any = MISSING

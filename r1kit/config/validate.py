@@ -14,7 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from r1kit.config import schema
 from r1kit.config.schema import ConfigError
-from r1kit.config.store import PLUGIN_GROUPS, schema_fields
+from r1kit.config.store import PLUGIN_GROUPS, option_defaults, schema_fields
 from r1kit.registry import Registry, UnknownPluginError
 
 FIXED_GROUPS = {
@@ -23,6 +23,7 @@ FIXED_GROUPS = {
     "optim": schema.OptimConfig,
     "logger": schema.LoggerConfig,
     "eval": schema.EvalConfig,
+    "rejection": schema.RejectionConfig,
 }
 STAGE_KINDS = ("sft", "grpo", "rejection_sampling", "eval")
 
@@ -98,15 +99,42 @@ def validate_stage(cfg: DictConfig, registry: Registry, prefix: str = "") -> Non
                     raise ConfigError(f"{group}: no {group} selected (use {group}=<name>)")
                 _check_plugin_node(group, node["name"], node, registry, group)
         _check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
+        mix = OmegaConf.to_container(cfg.rejection, resolve=True)["mix"]
+        if mix is not None:
+            if not isinstance(mix, dict) or "name" not in mix:
+                raise ConfigError("rejection.mix: must be a data node with a 'name' "
+                                  "(e.g. {name: jsonl, path: general.jsonl})")
+            _check_plugin_node("data", mix["name"], mix, registry, "rejection.mix")
     except ConfigError as err:
         raise ConfigError(f"{prefix}{err}") from None
 
 
-def stage_config(cfg: DictConfig, name: str) -> DictConfig:
-    """The config one pipeline stage runs with: the root config with the stage's overrides."""
+def stage_config(cfg: DictConfig, name: str, registry: Registry) -> DictConfig:
+    """The config one pipeline stage runs with: the root config with the stage's overrides.
+
+    Fixed groups merge key by key. A plugin group that a stage names *replaces* the root's
+    selection (``reward: {accuracy: {}}`` means "only accuracy"; ``data: {name: jsonl, ...}``
+    starts from jsonl's defaults, not from the root dataset's options), because options of
+    one plugin mean nothing to another.
+    """
     stage = cfg.pipeline.stages[name]
+    overrides = stage.get("overrides")
+    overrides = OmegaConf.to_container(overrides, resolve=False) if overrides else {}
     base = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "pipeline"])
-    merged = OmegaConf.merge(base, stage.get("overrides") or {})
+    for group, (kind, _, named) in PLUGIN_GROUPS.items():
+        if group not in overrides:
+            continue
+        node = overrides.pop(group) or {}
+        if named:
+            fresh = {n: OmegaConf.merge(option_defaults(group, registry.get(kind, n)), o or {})
+                     for n, o in node.items()}
+        elif "name" in node and node["name"] != base[group].name:
+            fresh = OmegaConf.merge(option_defaults(group, registry.get(kind, node["name"])),
+                                    node)
+        else:
+            fresh = OmegaConf.merge(base[group], node)
+        base[group] = fresh
+    merged = OmegaConf.merge(base, overrides)
     OmegaConf.set_struct(merged, False)
     merged.stage = {"name": name, "kind": stage.kind}
     return merged
@@ -129,7 +157,9 @@ def validate(cfg: DictConfig, registry: Registry) -> None:
             raise ConfigError(f"{key}.kind: unknown stage kind {stage.kind!r}; "
                               f"valid: {', '.join(STAGE_KINDS)}")
         try:
-            merged = stage_config(cfg, name)
+            merged = stage_config(cfg, name, registry)
+        except UnknownPluginError as err:
+            raise ConfigError(f"{key}.overrides: {err}") from None
         except OmegaConfBaseException as err:
             raise ConfigError(f"{key}.overrides: {err}") from None
         validate_stage(merged, registry, prefix=f"{key}.overrides → ")

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from r1kit.config.validate import stage_config
 from r1kit.models.loading import model_source
 from r1kit.pluginmanager import get_plugin_manager, get_registry
+from r1kit.pipeline.report import write_report
 from r1kit.run.metadata import write_metadata
 
 STAGE_MODULES = {
@@ -75,7 +76,7 @@ def run_pipeline(cfg) -> dict:
         stage_dir = run_dir / name
         stage_dir.mkdir(parents=True, exist_ok=True)
         manifest = stage_dir / MANIFEST
-        scfg = stage_config(cfg, name)
+        scfg = stage_config(cfg, name, registry)
         overrides = stage.get("overrides")
         overrides = OmegaConf.to_container(overrides, resolve=False) if overrides else {}
         if "path" in overrides.get("model", {}):
@@ -92,4 +93,6 @@ def run_pipeline(cfg) -> dict:
                 hooks.r1kit_on_stage_end(stage=name, outputs=outputs)
         results[name] = outputs
         source = outputs.get("checkpoint", source)
+    if _is_rank_zero():
+        write_report(run_dir, results)
     return results

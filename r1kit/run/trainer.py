@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning as L
@@ -9,6 +10,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
+
+from r1kit.run.ranks import is_global_zero
 
 
 def _precision(value):
@@ -39,14 +42,17 @@ def build_trainer(cfg, stage_dir: Path, extra_callbacks=()) -> L.Trainer:
 
 
 def _wandb_id(stage_dir: Path) -> str:
-    # a stable id per stage directory, so a resumed run continues the same wandb run
+    # A stable id per stage directory, so a resumed run continues the same wandb run. Only
+    # rank 0 logs to wandb; other ranks must not race it to create (or overwrite) the file.
     path = stage_dir / "wandb_id.txt"
-    if not path.exists():
+    if not path.exists() and is_global_zero():
         import uuid
 
         stage_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(uuid.uuid4().hex[:12])
-    return path.read_text().strip()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(uuid.uuid4().hex[:12])
+        os.replace(tmp, path)
+    return path.read_text().strip() if path.exists() else "r1kit-not-rank-zero"
 
 
 def resume_checkpoint(stage_dir: Path) -> str | None:

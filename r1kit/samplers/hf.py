@@ -1,6 +1,9 @@
 """``sampler=hf``: batched ``transformers`` generation with the KV cache, on the policy itself.
 
-The sampler shares the policy module, so ``sync_weights`` has nothing to copy.
+The sampler shares the policy module, so ``sync_weights`` has nothing to copy. Llama-family
+models (Qwen2, Qwen3, Llama) sample through :mod:`r1kit.samplers.kv_decode`, a lean decoding
+loop over the same weights with a preallocated cache (several times faster than ``generate``
+on small models, same sampling rule); other models, or ``fast_decode=false``, use ``generate``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from r1kit import hookimpl
+from r1kit.samplers import kv_decode
 from r1kit.sampling import Generation
 
 
@@ -17,14 +21,17 @@ from r1kit.sampling import Generation
 class HFSamplerOptions:
     #: Sequences per ``generate`` call (bounds memory); all at once when 0.
     generation_batch_size: int = 0
+    #: Sample Llama-family models with r1kit's own decoding loop instead of ``generate``.
+    fast_decode: bool = True
 
 
 class HFSampler:
     def __init__(self, model, tokenizer, *, max_new_tokens: int, temperature: float,
-                 top_p: float = 1.0, generation_batch_size: int = 0):
+                 top_p: float = 1.0, generation_batch_size: int = 0, fast_decode: bool = True):
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.generation_batch_size = generation_batch_size
+        self.fast_decode = fast_decode
 
     def sync_weights(self, model) -> None:
         self.model = model  # same tensors: generation already sees every update
@@ -63,13 +70,20 @@ class HFSampler:
             input_ids[row, width - len(ids):] = torch.tensor(ids)
             attention[row, width - len(ids):] = 1
         budget = self._budget(width)
-        sampling = {} if greedy else {"temperature": self.temperature, "top_p": self.top_p,
-                                      "top_k": 0}
-        out = self.model.generate(
-            input_ids=input_ids.to(device), attention_mask=attention.to(device),
-            do_sample=not greedy, max_new_tokens=budget, pad_token_id=pad, eos_token_id=eos,
-            use_cache=True, **sampling)
-        new = out[:, width:].tolist()  # one device→host copy for the whole chunk
+        input_ids, attention = input_ids.to(device), attention.to(device)
+        if self.fast_decode and kv_decode.supports(self.model):
+            new = kv_decode.sample(
+                self.model, input_ids, attention, max_new_tokens=budget, greedy=greedy,
+                temperature=self.temperature, top_p=self.top_p, eos_token_id=eos,
+                pad_token_id=pad).tolist()
+        else:
+            sampling = {} if greedy else {"temperature": self.temperature,
+                                          "top_p": self.top_p, "top_k": 0}
+            out = self.model.generate(
+                input_ids=input_ids, attention_mask=attention, do_sample=not greedy,
+                max_new_tokens=budget, pad_token_id=pad, eos_token_id=eos, use_cache=True,
+                **sampling)
+            new = out[:, width:].tolist()  # one device→host copy for the whole chunk
         completions, truncated = [], []
         for tokens in new:
             if eos in tokens:

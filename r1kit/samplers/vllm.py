@@ -5,8 +5,13 @@ trainer's own process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` unless the environme
 otherwise), so ``sync_weights`` copies the trainer's tensors straight into the engine's model
 (``LLM.collective_rpc("reload_weights", ...)``: the worker's in-place, layer-by-layer reload of
 checkpoint-format tensors): no checkpoint is written, no bytes cross a process boundary. With
-multiprocessing forced on, the same call still works but serializes the weights to the engine
-process on every sync.
+``VLLM_ENABLE_V1_MULTIPROCESSING=1`` the engine runs in child processes and every sync instead
+sends the state dict, serialized in memory, to a function run in the worker (vLLM then needs
+``VLLM_ALLOW_INSECURE_SERIALIZATION=1`` to accept the function).
+
+An in-process engine touches process-wide state, which the sampler shields the trainer from:
+building it reseeds torch's global RNG and (CPU backend) replaces ``torch.set_num_threads`` with a
+no-op; both are restored, and ``generate`` runs under a forked RNG with its own per-request seeds.
 
 ``vllm`` is an optional extra: it is imported only when a ``vllm`` sampler is built, never when
 this plugin module is loaded.
@@ -143,7 +148,8 @@ def _isolated_process_state():
                 torch.set_num_threads(num_threads)
 
 
-def _cpu_kv_cache_bytes(config, share: float, max_model_len: int, max_num_seqs: int) -> int:
+def _cpu_kv_cache_bytes(config, share: float, max_model_len: int, max_num_seqs: int,
+                        dtype: str) -> int:
     """``share`` of the available RAM, capped at what ``max_num_seqs`` full sequences need."""
     import psutil
 
@@ -153,8 +159,8 @@ def _cpu_kv_cache_bytes(config, share: float, max_model_len: int, max_num_seqs: 
         heads = text.num_attention_heads
         kv_heads = getattr(text, "num_key_value_heads", None) or heads
         head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-        dtype = getattr(text, "torch_dtype", None) or getattr(text, "dtype", None)
-        itemsize = dtype.itemsize if isinstance(dtype, torch.dtype) else 4
+        torch_dtype = getattr(torch, dtype, None)
+        itemsize = torch_dtype.itemsize if isinstance(torch_dtype, torch.dtype) else 4
         per_token = 2 * text.num_hidden_layers * kv_heads * head_dim * itemsize
     except (AttributeError, TypeError):
         return budget
@@ -214,11 +220,12 @@ class VLLMSampler:
         max_num_seqs = engine_kwargs.setdefault("max_num_seqs", 256)
         if self.on_cpu and kv_cache_memory_bytes is None:
             kv_cache_memory_bytes = _cpu_kv_cache_bytes(
-                hf_config, gpu_memory_utilization, context, max_num_seqs)
+                hf_config, gpu_memory_utilization, context, max_num_seqs, dtype)
         kwargs = dict(
+            # prompts arrive as token ids and completions leave as ids (detokenize=False); the
+            # tokenizer is still loaded (vLLM 0.32's start-up warns loudly without one)
             model=path, tokenizer=path,
-            skip_tokenizer_init=True,  # prompts arrive as token ids; EOS is ours (stop ids)
-            generation_config="vllm",  # no sampling defaults from the checkpoint: ours only
+            generation_config="vllm",  # no sampling defaults or extra EOS ids from the checkpoint
             dtype=dtype, seed=seed, enforce_eager=enforce_eager, max_model_len=context,
             gpu_memory_utilization=gpu_memory_utilization, logprobs_mode=logprobs_mode,
         )
@@ -234,20 +241,22 @@ class VLLMSampler:
         if not self.in_process:
             log.warning("vLLM's engine runs in another process (%s=1): every weight sync "
                         "serializes the whole state dict to it", INPROC_ENV)
-        self._asleep = False
+        self._asleep: set[str] = set()  # what the engine has released ("weights", "kv_cache")
         self._sleep()
 
-    # -- sleep mode (GPU only) -----------------------------------------------------------------
+    # -- sleep mode (GPU only): the engine sleeps whenever it is not generating ----------------
 
     def _sleep(self) -> None:
         if self.sleep_mode and not self._asleep:
-            self.llm.sleep(level=1)
-            self._asleep = True
+            self.llm.sleep(level=1)  # weights offloaded to host memory, KV cache dropped
+            self._asleep = {"weights", "kv_cache"}
 
-    def _wake(self, tags: Optional[list] = None) -> None:
-        if self.sleep_mode and self._asleep:
-            self.llm.wake_up(tags=tags)
-            self._asleep = tags is not None and "kv_cache" not in tags
+    def _wake(self, tags: Optional[tuple] = None) -> None:
+        """Bring back ``tags`` (all when None); a weight sync needs only the weights."""
+        wanted = sorted(self._asleep if tags is None else self._asleep & set(tags))
+        if wanted:
+            self.llm.wake_up(tags=wanted)
+            self._asleep -= set(wanted)
 
     # -- Sampler contract ----------------------------------------------------------------------
 
@@ -261,14 +270,16 @@ class VLLMSampler:
             return Generation(completion_ids=[], truncated=[], logprobs=[])
         SamplingParams = self._vllm.SamplingParams
         stop = [] if self.eos_token_id is None else [self.eos_token_id]
+        # greedy: one completion per prompt (vLLM refuses n > 1), copied num_samples times
+        n = 1 if greedy else num_samples
         params = []
         for ids in prompt_ids:
             sampling = (dict(temperature=0.0) if greedy else dict(
                 temperature=self.temperature, top_p=self.top_p,
-                # children of a request get seed + index: leave room for num_samples of them
-                seed=self._seeds.randrange(2 ** 31 - num_samples)))
+                # children of a request get seed + index: leave room for n of them
+                seed=self._seeds.randrange(2 ** 31 - n)))
             params.append(SamplingParams(
-                n=num_samples, max_tokens=self._budget(len(ids)), stop_token_ids=stop,
+                n=n, max_tokens=self._budget(len(ids)), stop_token_ids=stop,
                 logprobs=0, detokenize=False, **sampling))
         prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_ids]
         self._wake()
@@ -279,7 +290,8 @@ class VLLMSampler:
             self._sleep()
         completions, truncated, logprobs = [], [], []
         for out in outputs:  # LLM.generate keeps the prompts' order
-            for sample in sorted(out.outputs, key=lambda s: s.index):
+            samples = sorted(out.outputs, key=lambda s: s.index)
+            for sample in samples * (num_samples // n):
                 tokens = list(sample.token_ids)
                 completions.append(tokens)
                 truncated.append(sample.finish_reason == "length")
@@ -299,7 +311,7 @@ class VLLMSampler:
         """Copy ``model``'s current weights into the engine now (no disk round trip)."""
         weights = [(name, tensor.detach())
                    for name, tensor in _unwrap(model).state_dict().items()]
-        self._wake(tags=["weights"])
+        self._wake(tags=("weights",))
         if self.in_process:
             # the worker's in-place reload: loads checkpoint-format tensors layer by layer,
             # then re-runs the kernel-format processing (e.g. the CPU backend's repacked linear

@@ -1,11 +1,15 @@
-"""Pieces every r1kit LightningModule shares: the optimizer, gradient clipping, RNG state."""
+"""Pieces every r1kit LightningModule shares: the optimizer, gradient clipping, RNG state, and
+combining metrics and state over data-parallel ranks."""
 
 from __future__ import annotations
 
+import math
 import random
+from contextlib import nullcontext
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 
 def nanmean(values: torch.Tensor) -> float:
@@ -13,14 +17,83 @@ def nanmean(values: torch.Tensor) -> float:
     return float(finite.mean()) if finite.numel() else float("nan")
 
 
+# --------------------------------------------------------------------------- across ranks
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def gather_objects(obj) -> list:
+    """``obj`` of every rank, in rank order (``[obj]`` in a single process). A collective: every
+    rank must call it."""
+    if _world_size() == 1:
+        return [obj]
+    out = [None] * _world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+#: How a metric combines over ranks, by name prefix. Counts add up, a step lasts as long as its
+#: slowest rank; every other metric is the weighted mean over the ranks that report a finite
+#: value (a rank with no completion a reward applies to reports NaN for it).
+SUMMED = ("rollout/sampled_groups", "rollout/kept_groups", "reward_errors/", "throughput/",
+          "train/skipped_ranks")
+MAXED = ("time/", "rollout/refill_rounds")
+
+
+def reduce_metrics(metrics: dict, weight: float = 1.0) -> dict:
+    """Combine every rank's ``metrics`` (see ``SUMMED``/``MAXED``); ``weight`` is this rank's
+    weight in the means (its number of evaluation prompts, say). Every rank gets the result.
+    A collective: every rank must call it, but the keys may differ between ranks. In a single
+    process ``metrics`` comes back unchanged."""
+    if _world_size() == 1:
+        return metrics
+    gathered = gather_objects(({k: float(v) for k, v in metrics.items()}, float(weight)))
+    keys = list(dict.fromkeys(k for part, _ in gathered for k in part))
+    out = {}
+    for key in keys:
+        values = [(part[key], w) for part, w in gathered if key in part]
+        if key.startswith(SUMMED):
+            out[key] = sum(v for v, _ in values)
+        elif key.startswith(MAXED):
+            out[key] = max(v for v, _ in values)
+        else:
+            finite = [(v, w) for v, w in values if math.isfinite(v) and w > 0]
+            total = sum(w for _, w in finite)
+            out[key] = sum(v * w for v, w in finite) / total if total else float("nan")
+    return out
+
+
+def no_sync_context(strategy):
+    """A context factory that stops the strategy's gradient all-reduce during ``backward``
+    (DDP's ``no_sync``); a no-op for strategies without one (single device, FSDP, DeepSpeed)."""
+    return getattr(strategy, "block_backward_sync", nullcontext)
+
+
+def sum_over_ranks(strategy):
+    """``fn(float) -> float``: the sum of a number over every rank (itself in one process)."""
+    def reduce(value: float) -> float:
+        if getattr(strategy, "world_size", 1) == 1:
+            return float(value)
+        tensor = torch.tensor(float(value), dtype=torch.float64, device=strategy.root_device)
+        return float(strategy.reduce(tensor, reduce_op="sum"))
+    return reduce
+
+
+# ------------------------------------------------------------------------------ optimizer
 class OptimizerMixin:
     """AdamW with linear warm-up, stepped by the module itself (manual optimisation)."""
 
+    def _trainable_parameters(self) -> list:
+        # Under FSDP the policy's weights live in the wrapper's flat parameters, so ask the
+        # strategy's (wrapped) model; elsewhere that is the policy's own parameters.
+        trainer = self._trainer
+        root = trainer.model if trainer is not None and trainer.model is not None else self.policy
+        return [p for p in root.parameters() if p.requires_grad]
+
     def configure_optimizers(self):
         cfg = self.optim_cfg
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                      betas=tuple(cfg.betas))
+        optimizer = torch.optim.AdamW(self._trainable_parameters(), lr=cfg.lr,
+                                      weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
         warmup = cfg.warmup_steps
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
@@ -28,9 +101,18 @@ class OptimizerMixin:
                                                          "interval": "step"}}
 
     def _clip_and_step(self, optimizer) -> float:
-        params = [p for p in self.policy.parameters() if p.grad is not None]
-        max_norm = self.optim_cfg.max_grad_norm
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm else float("inf"))
+        """Clip the gradient norm, step. The gradients are already averaged over ranks (DDP:
+        identical on every rank, so every rank clips alike); FSDP's sharded gradients need the
+        root wrapper's own ``clip_grad_norm_``, which reduces the norm over shards."""
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        max_norm = self.optim_cfg.max_grad_norm or float("inf")
+        root = self._trainer.model if self._trainer is not None else None
+        if isinstance(root, FullyShardedDataParallel):
+            norm = root.clip_grad_norm_(max_norm)
+        else:
+            params = [p for p in self.policy.parameters() if p.grad is not None]
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         optimizer.step()
         scheduler = self.lr_schedulers()
         if scheduler is not None:
@@ -38,15 +120,51 @@ class OptimizerMixin:
         return float(norm)
 
 
+# ------------------------------------------------------------------------------ RNG state
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": np.random.get_state()}
+
+
+def rank_state(checkpoint: dict, key: str, rank: int, world_size: int):
+    """This rank's entry of a per-rank state saved by ``save_rank_states``, or the single
+    (rank 0) state when the checkpoint has none for this world size."""
+    per_rank = checkpoint.get(key + "_ranks")
+    if per_rank is not None and len(per_rank) == world_size:
+        return per_rank[rank]
+    return checkpoint.get(key)
+
+
+def save_rank_states(checkpoint: dict, key: str, state) -> None:
+    """``checkpoint[key]`` is this rank's ``state``; with several ranks every rank's state is
+    kept too (only rank 0's checkpoint dict is written). ``on_save_checkpoint`` runs on every
+    rank, so the gather is safe there."""
+    checkpoint[key] = state
+    if _world_size() > 1:
+        checkpoint[key + "_ranks"] = gather_objects(state)
+
+
 class RNGStateMixin:
-    """Checkpoints carry every RNG state so a resumed run samples what the original would."""
+    """Checkpoints carry every RNG state (of every rank) so a resumed run samples what the
+    original would."""
+
+    def setup(self, stage: str) -> None:
+        # seed_everything gave every rank the same seed, so every rank would draw the same
+        # sampling noise: give rank r its own stream (rank 0 keeps the original one, so a
+        # single-device run is unchanged). A resumed run then restores each rank's saved state.
+        super().setup(stage)
+        rank = self.global_rank
+        if rank:
+            seed = (torch.initial_seed() + 1_000_003 * rank) % 2**32
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed)
 
     def on_save_checkpoint(self, checkpoint) -> None:
-        checkpoint["r1kit_rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
-                                   "numpy": np.random.get_state()}
+        save_rank_states(checkpoint, "r1kit_rng", _rng_state())
 
     def on_load_checkpoint(self, checkpoint) -> None:
-        state = checkpoint.get("r1kit_rng")
+        state = rank_state(checkpoint, "r1kit_rng", self.global_rank, self.trainer.world_size)
         if state is None:  # a checkpoint written by another tool
             return
         torch.set_rng_state(state["torch"])

@@ -1,16 +1,100 @@
-"""GRPOModule: one training step = sample → reward → filter → advantage → μ policy updates."""
+"""GRPOModule: one training step = sample → reward → filter → advantage → μ policy updates.
+
+On several devices (``trainer.devices``, ``trainer.strategy``, ``trainer.num_nodes``) every rank
+samples, scores and learns from its own groups (``PromptStream`` gives each rank its own stride
+of prompts, so a group never straddles ranks) and the strategy averages the gradients over
+ranks. ``accumulate_gradients`` scales each rank's loss so that average is exactly the gradient
+of the loss over the union of every rank's groups, and logged metrics are combined over ranks
+(``reduce_metrics``) before they are logged.
+"""
 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 import lightning as L
 import torch
 
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.loss import policy_loss
-from r1kit.algo.microbatch import group_chunks, share
-from r1kit.trainers.common import OptimizerMixin, RNGStateMixin, nanmean
+from r1kit.algo.microbatch import AGGREGATION_UNITS, group_chunks, share
+from r1kit.trainers.common import (OptimizerMixin, RNGStateMixin, gather_objects, nanmean,
+                                   no_sync_context, rank_state, reduce_metrics,
+                                   save_rank_states, sum_over_ranks)
+
+
+def microbatch_loss(policy, batch: dict, rows, algo, *, temperature: float,
+                    max_completion_length: int):
+    """−J over the rows ``rows`` (whole groups) of ``batch``, and its terms for logging.
+
+    ``batch`` holds ``ids``, ``attention``, ``positions``, ``mask``, ``advantages``,
+    ``group_ids``, ``old_logp`` (None: π_old is the current policy) and ``ref_logp`` (None when
+    β = 0), as ``GRPOModule._prepare`` builds them.
+    """
+    mask = batch["mask"][rows]
+    logp, entropy = completion_logprobs(
+        policy, batch["ids"][rows], batch["attention"][rows], batch["positions"][rows], mask,
+        with_entropy=True, temperature=temperature)
+    old = logp.detach() if batch["old_logp"] is None else batch["old_logp"][rows]
+    ref = None if batch["ref_logp"] is None else batch["ref_logp"][rows]
+    out = policy_loss(
+        logp, old, ref, batch["advantages"][rows], mask, batch["group_ids"][rows],
+        epsilon=algo.epsilon, epsilon_high=algo.epsilon_high, beta=algo.beta,
+        kl_estimator=algo.kl_estimator, ratio_level=algo.ratio_level,
+        aggregation=algo.aggregation, max_completion_length=max_completion_length)
+    terms = {"loss": out.loss, "surrogate": out.surrogate, "kl": out.kl,
+             "clip_low_frac": out.clip_low_frac, "clip_high_frac": out.clip_high_frac,
+             "ratio_mean": out.ratio_mean, "entropy": entropy.sum() / mask.sum().clamp(min=1)}
+    return out.loss, {key: float(value.detach()) for key, value in terms.items()}
+
+
+def accumulate_gradients(policy, batch: dict | None, algo, *, temperature: float,
+                         max_completion_length: int, backward=None, no_sync=nullcontext,
+                         sum_over_ranks=None, world_size: int = 1, device=None) -> dict:
+    """Backpropagate −J over ``batch`` into ``policy``'s gradients, in micro-batches of whole
+    groups; returns the loss terms, weighted like the loss.
+
+    Each micro-batch loss is weighted by its share of the batch's aggregation units (groups for
+    ``grpo``, valid tokens for ``token_mean``, valid sequences for ``constant``), so the summed
+    gradient is that of the whole batch. With ``world_size`` ranks whose gradients the strategy
+    *averages* (DDP, FSDP, DeepSpeed), each rank's loss is further scaled by
+    ``world_size · U_rank / U_global`` (U_global = ``sum_over_ranks(U_rank)``): the average is then
+    the gradient of the aggregation over the union of all ranks' batches, even when ranks hold
+    different numbers of tokens (token_mean, constant) or of groups (filters). Without this, a
+    plain DDP average of per-rank token means is not the global token mean.
+
+    Every micro-batch but the last runs under ``no_sync()`` (DDP all-reduces once per call, not
+    once per micro-batch), so every rank makes exactly one synchronising ``backward`` whatever
+    its number of micro-batches. A rank with nothing to learn (``batch`` None) backpropagates a
+    zero loss through the policy, joining that all-reduce with zero gradients.
+
+    :param backward: ``fn(loss)``; ``LightningModule.manual_backward`` in training.
+    :param no_sync: context factory that suspends the gradient all-reduce.
+    :param sum_over_ranks: ``fn(float) -> float``, the sum over ranks (identity by default).
+    :param device: where the policy lives (needed when ``batch`` is None).
+    """
+    backward = backward or torch.Tensor.backward
+    unit = AGGREGATION_UNITS[algo.aggregation]
+    local = unit(batch["mask"], batch["group_ids"]) if batch is not None else 0.0
+    total = sum_over_ranks(local) if sum_over_ranks is not None else local
+    scale = world_size * local / total if total else 0.0
+    if batch is None:
+        ids = torch.zeros((1, 1), dtype=torch.long, device=device)
+        backward(policy(input_ids=ids, use_cache=False).logits.sum() * 0.0)
+        return {}
+    chunks = group_chunks(batch["group_ids"], algo.micro_batch_size)
+    totals: dict[str, float] = {}
+    for index, rows in enumerate(chunks):
+        weight = scale * share(algo.aggregation, batch["mask"][rows], batch["mask"],
+                               batch["group_ids"][rows], batch["group_ids"])
+        with nullcontext() if index == len(chunks) - 1 else no_sync():
+            loss, terms = microbatch_loss(policy, batch, rows, algo, temperature=temperature,
+                                          max_completion_length=max_completion_length)
+            backward(loss * weight)
+        for key, value in terms.items():
+            totals[key] = totals.get(key, 0.0) + value * weight
+    return totals
 
 
 class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
@@ -20,7 +104,8 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
         self.automatic_optimization = False  # μ updates per rollout: we step the optimizer
         self.policy = policy
         # The reference is frozen and rebuilt from the initial weights on resume, so it is kept
-        # out of the module tree: not in checkpoints, not wrapped by DDP.
+        # out of the module tree: not in checkpoints, not wrapped by DDP/FSDP/DeepSpeed (every
+        # rank holds a whole copy, in eval mode, on its own device: see on_fit_start).
         self._reference = [reference] if reference is not None else []
         self.tokenizer, self.collector, self.stream = tokenizer, collector, stream
         self.advantage_fn, self.advantage_options = advantage
@@ -34,22 +119,29 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
         rollout, stats = self.collector.collect(self.stream, self.batch_size,
                                                 self.algo.group_size, self.algo.max_refill_rounds)
         sample_seconds = time.perf_counter() - started
-        if rollout is None:  # every group filtered out: nothing to learn from this batch
-            self.log_dict({**stats, "train/skipped": 1.0}, on_step=True)
+        # Ranks must step together: the step is skipped only when no rank has a group left;
+        # otherwise a rank whose groups were all filtered out joins the update with nothing.
+        if self.trainer.strategy.reduce_boolean_decision(rollout is None, all=True):
+            self.log_dict(reduce_metrics({**stats, "train/skipped": 1.0}), on_step=True)
             return None
-        advantages = self.advantage_fn(rollout.rewards, rollout.group_ids,
-                                       **self.advantage_options)
-        if self.hooks is not None:
-            self.hooks.r1kit_on_rollout(rollout=rollout, step=self.global_step)
-        batch = self._prepare(rollout, advantages)
+        advantages = None
+        if rollout is not None:
+            advantages = self.advantage_fn(rollout.rewards, rollout.group_ids,
+                                           **self.advantage_options)
+            if self.hooks is not None:
+                self.hooks.r1kit_on_rollout(rollout=rollout, step=self.global_step)
+        batch = self._prepare(rollout, advantages) if rollout is not None else None
         for _ in range(self.algo.iterations):
             metrics = self._update(batch)
         metrics.update(stats)
-        metrics.update(self._rollout_metrics(rollout, advantages))
         metrics["time/sample_s"] = sample_seconds
         metrics["time/step_s"] = time.perf_counter() - started
-        tokens = sum(map(len, rollout.completion_ids))
-        metrics["throughput/tokens_per_s"] = tokens / max(metrics["time/step_s"], 1e-9)
+        if rollout is not None:
+            metrics.update(self._rollout_metrics(rollout, advantages))
+            tokens = sum(map(len, rollout.completion_ids))
+            metrics["throughput/tokens_per_s"] = tokens / max(metrics["time/step_s"], 1e-9)
+        else:
+            metrics["train/skipped_ranks"] = 1.0
         self.collector.sampler.sync_weights(self.policy)
         self._after_step(rollout, advantages, metrics)
         return None
@@ -85,34 +177,16 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
         return full
 
     def _update(self, batch) -> dict:
-        """One optimizer step over the whole rollout, in micro-batches of whole groups."""
+        """One optimizer step over the whole rollout (``None``: this rank has none)."""
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
-        totals: dict[str, float] = {}
-        for rows in group_chunks(batch["group_ids"], self.algo.micro_batch_size):
-            mask = batch["mask"][rows]
-            logp, entropy = completion_logprobs(
-                self.policy, batch["ids"][rows], batch["attention"][rows],
-                batch["positions"][rows], mask, with_entropy=True,
-                temperature=self.sampler_cfg.temperature)
-            old = logp.detach() if batch["old_logp"] is None else batch["old_logp"][rows]
-            ref = None if batch["ref_logp"] is None else batch["ref_logp"][rows]
-            out = policy_loss(
-                logp, old, ref, batch["advantages"][rows], mask, batch["group_ids"][rows],
-                epsilon=self.algo.epsilon, epsilon_high=self.algo.epsilon_high,
-                beta=self.algo.beta, kl_estimator=self.algo.kl_estimator,
-                ratio_level=self.algo.ratio_level, aggregation=self.algo.aggregation,
-                max_completion_length=self.sampler_cfg.max_new_tokens)
-            weight = share(self.algo.aggregation, mask, batch["mask"], batch["group_ids"][rows],
-                           batch["group_ids"])
-            self.manual_backward(out.loss * weight)
-            valid = mask.sum().clamp(min=1)
-            for key, value in (("loss", out.loss), ("surrogate", out.surrogate), ("kl", out.kl),
-                               ("clip_low_frac", out.clip_low_frac),
-                               ("clip_high_frac", out.clip_high_frac),
-                               ("ratio_mean", out.ratio_mean),
-                               ("entropy", (entropy.sum() / valid))):
-                totals[key] = totals.get(key, 0.0) + float(value.detach()) * weight
+        strategy = self.trainer.strategy
+        totals = accumulate_gradients(
+            self.policy, batch, self.algo, temperature=self.sampler_cfg.temperature,
+            max_completion_length=self.sampler_cfg.max_new_tokens,
+            backward=self.manual_backward, no_sync=no_sync_context(strategy),
+            sum_over_ranks=sum_over_ranks(strategy), world_size=self.trainer.world_size,
+            device=self.device)
         grad_norm = self._clip_and_step(optimizer)
         return {**{f"train/{k}": v for k, v in totals.items()}, "train/grad_norm": grad_norm,
                 "train/lr": optimizer.param_groups[0]["lr"]}
@@ -133,15 +207,32 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
         return metrics
 
     def _after_step(self, rollout, advantages, metrics) -> None:
+        # Every branch below that talks to other ranks is taken by every rank alike.
         step = self.global_step
-        if self.evaluator is not None and self.evaluator.due(step):
-            metrics.update(self.evaluator.run(step))
+        metrics = reduce_metrics(metrics)  # the same values on every rank from here on
+        evaluator = self.evaluator
+        if evaluator is not None and evaluator.every > 0 and step % evaluator.every == 0:
+            metrics.update(reduce_metrics(evaluator.run(step), weight=len(evaluator.rows)))
         if self.hooks is not None:
             self.hooks.r1kit_on_train_step_end(metrics=metrics, step=step)
         self.log_dict(metrics, on_step=True, prog_bar=False, sync_dist=False)
-        self.log("reward", metrics["reward/mean"], prog_bar=True, on_step=True)
+        if "reward/mean" in metrics:
+            self.log("reward", metrics["reward/mean"], prog_bar=True, on_step=True)
         if self.sample_writer is not None and self.sample_writer.due(step):
-            self.sample_writer.write(step, rollout, advantages)
+            self._write_samples(step, rollout, advantages)
+
+    def _write_samples(self, step, rollout, advantages) -> None:
+        """Rank 0 writes every rank's completions; group ids are made unique over ranks."""
+        parts = gather_objects((rollout, advantages))
+        if not self.trainer.is_global_zero:
+            return
+        offset = 0
+        for part, part_advantages in parts:
+            if part is None:
+                continue
+            self.sample_writer.write(step, part.replace(group_ids=part.group_ids + offset),
+                                     part_advantages)
+            offset += int(part.group_ids.max()) + 1
 
     def train_dataloader(self):
         # The module draws prompts from its own resumable stream; the loader only ticks steps.
@@ -149,15 +240,16 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["r1kit_stream"] = self.stream.state_dict()
+        save_rank_states(checkpoint, "r1kit_stream", self.stream.state_dict())
 
     def on_load_checkpoint(self, checkpoint) -> None:
         super().on_load_checkpoint(checkpoint)
-        self.stream.load_state_dict(checkpoint["r1kit_stream"])
+        self.stream.load_state_dict(rank_state(checkpoint, "r1kit_stream", self.global_rank,
+                                               self.trainer.world_size))
 
     def on_fit_start(self) -> None:
         if self._reference:
-            self._reference[0].to(self.device)
+            self._reference[0].to(self.device).eval()
 
 
 class _Ticks(torch.utils.data.IterableDataset):

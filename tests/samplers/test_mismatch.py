@@ -45,7 +45,7 @@ def test_importance_weights_are_truncated_ratios():
     mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
     weights = importance_weights(sampler, old, mask, cap=2.0)
     # 0.25/0.5 = 0.5 (kept), 0.9/0.1 = 9 -> capped at 2, equal probs -> 1, padding -> 0
-    assert weights.tolist() == pytest.approx([[0.5, 2.0, 1.0, 0.0]], abs=1e-6)
+    assert weights[0].tolist() == pytest.approx([0.5, 2.0, 1.0, 0.0], abs=1e-6)
 
 
 def test_importance_weights_are_constants_and_finite():

@@ -100,8 +100,6 @@ def test_generate_layout_truncation_and_logprobs(sampler, policy, prompts, token
     generation = sampler.generate(prompts, 3)
     assert torch.equal(torch.get_rng_state(), rng)  # the trainer's RNG stream is untouched
     check_layout(generation, 6, tokenizer.eos_token_id)
-    # the untrained model practically never says EOS: every completion runs to the budget
-    assert all(generation.truncated)
     again = sampler.generate(prompts, 3)
     assert again.completion_ids != generation.completion_ids  # fresh seeds on every call
     assert sampler.generate([], 3).completion_ids == []

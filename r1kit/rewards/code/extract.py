@@ -5,9 +5,11 @@ wrap code in fenced blocks, inside the answer or not. The answer wins over draft
 reasoning, a fence inside the answer wins over the prose around it, and the last one wins over
 earlier attempts.
 
->>> extract_program("<think>```python\\nx=1\\n```</think><answer>```python\\nprint(2)\\n```</answer>")
+>>> extract_program("<think>```python\\nx=1\\n```</think>"
+...                 "<answer>```python\\nprint(2)\\n```</answer>")
 'print(2)\\n'
->>> extract_program("Here it is:\\n```py\\nprint(1)\\n```\\nand better:\\n```python\\nprint(3)\\n```")
+>>> extract_program("Here it is:\\n```py\\nprint(1)\\n```\\n"
+...                 "and better:\\n```python\\nprint(3)\\n```")
 'print(3)\\n'
 >>> extract_program("<answer>print(4)</answer>")
 'print(4)'

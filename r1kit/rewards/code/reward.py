@@ -17,8 +17,12 @@ from typing import Optional
 
 from r1kit.pluginmanager import get_registry
 from r1kit.rewards.code.extract import extract_program
-from r1kit.rewards.code.isolation import (CHOICES, Isolation, SandboxUnavailableError,
-                                           select_isolation)
+from r1kit.rewards.code.isolation import (
+    CHOICES,
+    Isolation,
+    SandboxUnavailableError,
+    select_isolation,
+)
 from r1kit.rewards.code.runners import CodeRunner
 from r1kit.rewards.code.sandbox import Limits, run_program
 from r1kit.rewards.code.testcases import collect_tests

@@ -28,7 +28,10 @@ _SYSTEM_PREFIXES = ("/usr/", "/bin/", "/sbin/", "/lib")
 
 
 class CodeRunner(ABC):
-    """Prepares one program for the sandbox and says how to run it."""
+    """Prepares one program for the sandbox and says how to run it.
+
+    One instance serves a whole batch, from several worker threads at once: keep it stateless.
+    """
 
     #: Info strings of fenced blocks that hold this language (```python); lowercase.
     fence_tags: tuple[str, ...] = ()

@@ -81,7 +81,10 @@ class RunResult:
 
 def run_program(isolation: Isolation, runner: CodeRunner, source: str, stdin: str = "",
                 limits: Limits = Limits()) -> RunResult:
-    """Run ``source`` with ``runner`` under ``isolation``; never raises for what the program does."""
+    """Run ``source`` with ``runner`` under ``isolation``.
+
+    Never raises for anything the program does: that all ends up in the result.
+    """
     scratch = Path(make_scratch())
     try:
         files = scratch / "files"

@@ -7,10 +7,11 @@ itself). Runs under ``isolation=none`` are never tried here: they would do real 
 """
 
 import os
-import signal
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -57,12 +58,13 @@ def test_infinite_loops_are_killed(backend):
                 "while True:\n    time.sleep(0.01)")
     assert attack(busy + f"\nprint('{PWNED}')", backend) == 0.0
     assert attack(stubborn + f"\nprint('{PWNED}')", backend) == 0.0
-    assert time.monotonic() - start < 2 * FAST["time_limit"] + 3
+    assert time.monotonic() - start < 2 * FAST["time_limit"] + 6  # slack for a busy CI
 
 
 def test_memory_bombs_fail(backend):
     at_once = f"x = bytearray(64 * 2**30)\nprint('{PWNED}')"
-    creeping = f"xs = []\nwhile len(xs) < 10_000:\n    xs.append(bytearray(2**20))\nprint('{PWNED}')"
+    creeping = ("xs = []\nwhile len(xs) < 10_000:\n    xs.append(bytearray(2**20))\n"
+                f"print('{PWNED}')")
     assert attack(at_once, backend) == 0.0
     assert attack(creeping, backend) == 0.0
 
@@ -76,9 +78,10 @@ def test_fork_bomb_is_bounded_and_killed_whole(backend):
             "print(n)")
     assert attack(many, backend, expected="200") == 0.0
     # the classic: every process forks forever until the wall clock ends the namespace
-    classic = f"import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    classic = ("import os\nwhile True:\n    try:\n        os.fork()\n"
+               "    except OSError:\n        pass")
     assert attack(classic, backend) == 0.0
-    assert time.monotonic() - start < 2 * FAST["time_limit"] + 3
+    assert time.monotonic() - start < 2 * FAST["time_limit"] + 6  # slack for a busy CI
 
 
 def test_writes_outside_the_sandbox_do_not_land(backend, tmp_path):
@@ -139,7 +142,7 @@ def test_no_network_not_even_loopback(backend):
 def test_cannot_signal_the_trainer_or_its_siblings(backend):
     sibling = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        targets = [os.getpid(), sibling.pid, os.getppid()]
+        targets = [os.getpid(), sibling.pid]  # the trainer and a sibling, by host pid
         program = ("import os, signal\nkilled = 0\n"
                    f"for pid in {targets!r} + [os.getppid()]:\n"
                    "    try:\n        os.kill(pid, signal.SIGKILL)\n        killed += 1\n"
@@ -147,7 +150,7 @@ def test_cannot_signal_the_trainer_or_its_siblings(backend):
                    f"for pgid in {targets!r}:\n"
                    "    try:\n        os.killpg(pgid, signal.SIGKILL)\n        killed += 1\n"
                    "    except OSError:\n        pass\n"
-                   f"print('{PWNED}' if killed == 7 else killed, flush=True)\n"
+                   f"print('{PWNED}' if killed == 5 else killed, flush=True)\n"
                    "os.kill(-1, signal.SIGKILL)  # everything it may signal")
         assert attack(program, backend) == 0.0
         time.sleep(0.2)
@@ -184,10 +187,11 @@ def test_huge_output_is_cut_off(backend):
     flood = "import sys\nwhile True:\n    sys.stdout.write('x' * 1_000_000)"
     result = run_program(BACKENDS[backend](), PythonRunner(), flood,
                          limits=Limits(wall_s=5, max_output_mb=4))
-    assert not result.ok and len(result.stdout) <= 4 << 20
+    # stopped by the file size limit (EFBIG; Python ignores SIGXFSZ), not by the clock
+    assert not result.ok and not result.timed_out and len(result.stdout) <= 4 << 20
     stderr_flood = flood.replace("stdout", "stderr") + "\n"
     assert attack(stderr_flood + f"print('{PWNED}')", backend) == 0.0
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 5 + FAST["time_limit"]
 
 
 def test_the_scorer_survives_a_hostile_batch(backend):
@@ -209,13 +213,15 @@ def test_the_scorer_survives_a_hostile_batch(backend):
 def test_sandboxes_die_with_the_trainer(backend):
     # a stand-in trainer starts a long-lived sandboxed program whose child outlives it, then
     # is SIGKILLed itself (no cleanup code of ours runs): the kernel must take the tree along
+    scratch = tempfile.mkdtemp(prefix="r1kit-test-")  # the dead trainer can't remove its files
+    os.chmod(scratch, 0o711)  # bwrap, running as nobody, binds the program from in here
     trainer = subprocess.Popen([sys.executable, "-c", (
-        "import sys\n"
         "from r1kit.rewards.code.isolation import BACKENDS\n"
         "from r1kit.rewards.code.runners import PythonRunner\n"
         "from r1kit.rewards.code.sandbox import Limits, run_program\n"
         f"run_program(BACKENDS[{backend!r}](), PythonRunner(),\n"
-        "            'import os, time\\nos.fork()\\ntime.sleep(60)', limits=Limits(wall_s=60))\n")])
+        "            'import os, time\\nos.fork()\\ntime.sleep(60)', limits=Limits(wall_s=60))\n")],
+        env={**os.environ, "TMPDIR": scratch})
     try:
         deadline = time.monotonic() + 10
         while len(sandbox_leftovers()) < 2 and time.monotonic() < deadline:
@@ -224,4 +230,5 @@ def test_sandboxes_die_with_the_trainer(backend):
     finally:
         trainer.kill()
         trainer.wait()
+        shutil.rmtree(scratch)
     # _no_leftovers checks that both of its processes are gone

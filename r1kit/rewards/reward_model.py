@@ -1,0 +1,61 @@
+"""``reward_model``: a learned reward — an HF sequence-classification model scores
+prompt + completion. R1's final RL stage uses one for general (non-reasoning) prompts; route it
+there with ``reward.reward_model.applies_to=[general]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+
+import torch
+
+from r1kit import hookimpl
+
+
+@dataclass
+class RewardModelOptions:
+    path: str = "???"  # local directory or hub id of an AutoModelForSequenceClassification
+    batch_size: int = 16
+    max_length: int = 1024
+    #: affine map of the model's score: reward = scale * logit + shift
+    scale: float = 1.0
+    shift: float = 0.0
+    device: str = "cpu"
+
+
+_lock = threading.Lock()  # rewards run in threads; one model instance, one forward at a time
+
+
+@functools.lru_cache(maxsize=2)
+def _load(path: str, device: str):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    model = AutoModelForSequenceClassification.from_pretrained(path).to(device).eval()
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def reward_model(completions, examples, *, path, batch_size=16, max_length=1024, scale=1.0,
+                 shift=0.0, device="cpu"):
+    model, tokenizer = _load(path, device)
+    texts = [row["prompt"] + completion for row, completion in zip(examples, completions)]
+    scores = []
+    with _lock, torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start:start + batch_size], return_tensors="pt",
+                              padding=True, truncation=True, max_length=max_length).to(device)
+            logits = model(**batch).logits[:, 0].float()
+            scores += (logits * scale + shift).tolist()
+    return scores
+
+
+@hookimpl
+def r1kit_register_rewards(register):
+    register("reward_model", reward_model, schema=RewardModelOptions)

@@ -1,0 +1,139 @@
+"""Data parallelism computes the single-process objective: with fixed completions, the gradient
+that DDP averages over 2 gloo ranks equals the gradient of one process on the union of their
+groups, through the trainer's own loss path (``accumulate_gradients``: micro-batches, ``no_sync``,
+per-rank loss scaling) and Lightning's manual-optimisation backward (``prepare_for_backward``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+WORLD = 2
+GROUPS, G = 4, 4
+#: (aggregation, groups on rank 0, groups on rank 1); (4, 0) leaves rank 1 with nothing to learn
+CASES = [("grpo", 2, 2), ("grpo", 3, 1), ("token_mean", 2, 2), ("token_mean", 3, 1),
+         ("constant", 2, 2), ("constant", 3, 1), ("token_mean", 4, 0)]
+
+
+def _algo(aggregation):
+    # micro_batch_size = G: one group per micro-batch, so ranks run different numbers of them
+    return SimpleNamespace(epsilon=0.2, epsilon_high=0.28, beta=0.04, kl_estimator="k3",
+                           ratio_level="token", aggregation=aggregation, micro_batch_size=G)
+
+
+def _model():
+    from r1kit.models.tiny import build_model, build_tokenizer
+
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, hidden_size=64, num_layers=2, num_heads=2,
+                        intermediate_size=128, max_position_embeddings=64, seed=0)
+    return tokenizer, model.train()
+
+
+def _fixed_batch(tokenizer, model) -> dict:
+    """4 groups × 4 completions of varied lengths (one masked out by a filter), fixed
+    advantages, and π_old / π_ref log-probs off the current policy so ratios clip."""
+    from r1kit.algo.logprobs import completion_logprobs, pack
+
+    gen = torch.Generator().manual_seed(0)
+    vocab = len(tokenizer)
+    prompts, completions = [], []
+    for g in range(GROUPS):
+        prompt = torch.randint(7, vocab, (3 + g,), generator=gen).tolist()
+        for i in range(G):
+            length = 1 + (5 * g + 3 * i) % 11
+            prompts.append(prompt)
+            completions.append(torch.randint(7, vocab, (length,), generator=gen).tolist())
+    ids, attention, positions, mask = pack(prompts, completions, tokenizer.pad_token_id, "cpu")
+    mask[5] = 0  # a completion a filter removed from the loss (loss_weights = 0)
+    with torch.no_grad():
+        logp, _ = completion_logprobs(model, ids, attention, positions, mask)
+    noise = lambda: 0.3 * torch.randn(logp.shape, generator=gen) * mask  # noqa: E731
+    return {"ids": ids, "attention": attention, "positions": positions, "mask": mask,
+            "advantages": torch.randn(GROUPS * G, generator=gen),
+            "group_ids": torch.arange(GROUPS).repeat_interleave(G),
+            "old_logp": logp + noise(), "ref_logp": logp + noise()}
+
+
+def _rows(batch, groups) -> dict | None:
+    if not groups:
+        return None
+    rows = torch.cat([torch.nonzero(batch["group_ids"] == g).flatten() for g in groups])
+    return {key: value[rows] for key, value in batch.items()}
+
+
+def _grads(model):
+    return [p.grad.detach().clone() for p in model.parameters()]
+
+
+def _worker(rank: int, port: int) -> None:
+    from lightning.pytorch.overrides.distributed import prepare_for_backward
+    from torch.nn.parallel import DistributedDataParallel
+
+    from r1kit.trainers.grpo import accumulate_gradients
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        tokenizer, model = _model()
+        batch = _fixed_batch(tokenizer, model)
+        common = {"temperature": 1.0, "max_completion_length": 16}
+
+        def single(aggregation, part):  # one process, no DDP: the reference gradient
+            model.zero_grad(set_to_none=True)
+            accumulate_gradients(model, part, _algo(aggregation), **common)
+            return _grads(model)
+
+        expected = {case: single(case[0], batch) for case in CASES}
+        # what plain DDP averaging of per-rank losses would give (no global unit counts)
+        naive_part = _rows(batch, range(2) if rank == 0 else range(2, 4))
+        naive = single("token_mean", naive_part)
+
+        ddp = DistributedDataParallel(model)  # as Lightning wraps the module holding the policy
+
+        def manual_backward(loss):  # what LightningModule.manual_backward does under DDP
+            prepare_for_backward(ddp, loss)
+            loss.backward()
+
+        def sum_over_ranks(value):
+            tensor = torch.tensor(float(value), dtype=torch.float64)
+            dist.all_reduce(tensor)
+            return float(tensor)
+
+        for case in CASES:
+            aggregation, first, second = case
+            mine = range(first) if rank == 0 else range(first, first + second)
+            model.zero_grad(set_to_none=True)
+            accumulate_gradients(model, _rows(batch, mine), _algo(aggregation), **common,
+                                 backward=manual_backward, no_sync=ddp.no_sync,
+                                 sum_over_ranks=sum_over_ranks, world_size=WORLD,
+                                 device=torch.device("cpu"))
+            torch.testing.assert_close(_grads(model), expected[case], rtol=1e-4, atol=1e-6,
+                                       msg=lambda m, case=case: f"{case} rank {rank}: {m}")
+        # the test can tell: averaging per-rank token means is not the global token mean
+        averaged = [g.clone() for g in naive]
+        for g in averaged:
+            dist.all_reduce(g)
+            g /= WORLD
+        gap = max(float((a - e).abs().max()) for a, e in
+                  zip(averaged, expected[("token_mean", 2, 2)]))
+        assert gap > 1e-4, gap
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ddp_averaged_gradient_equals_single_process_gradient_on_the_union():
+    mp.spawn(_worker, args=(_free_port(),), nprocs=WORLD, join=True)
