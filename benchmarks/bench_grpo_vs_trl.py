@@ -67,12 +67,23 @@ def _train_rows(seed: int):
     return arithmetic_dataset("train", seed), arithmetic_dataset("val", seed)
 
 
-def _result(stamps: list[float], n1: int, n2: int, extra: dict) -> dict:
-    durations = [b - a for a, b in zip(stamps, stamps[1:])]
-    return {"stamps": stamps, "step_s": (stamps[n2 - 1] - stamps[n1 - 1]) / (n2 - n1),
+def _stamp() -> tuple[float, float]:
+    """(wall clock, CPU time of this process over all its threads)."""
+    return time.perf_counter(), time.process_time()
+
+
+def _result(stamps: list[tuple[float, float]], n1: int, n2: int, extra: dict) -> dict:
+    """Seconds per GRPO step between the ends of steps n1 and n2 (1-based), start-up excluded."""
+    if len(stamps) < n2:
+        raise RuntimeError(f"only {len(stamps)} steps were timed, expected {n2}")
+    wall = [w for w, _ in stamps]
+    durations = [b - a for a, b in zip(wall, wall[1:])]
+    return {"stamps": stamps,
+            "step_s": (wall[n2 - 1] - wall[n1 - 1]) / (n2 - n1),
+            "cpu_step_s": (stamps[n2 - 1][1] - stamps[n1 - 1][1]) / (n2 - n1),
             "step_durations": durations,
             "median_step_s": statistics.median(durations[n1 - 1:n2 - 1]),
-            "peak_rss_mib": _peak_rss_mib(), **extra}
+            "peak_rss_mib": _peak_rss_mib(), "load_avg": os.getloadavg(), **extra}
 
 
 # ------------------------------------------------------------------------------- r1kit worker
@@ -87,13 +98,13 @@ def run_r1kit(spec: dict) -> dict:
     from r1kit.pipeline.runner import run_pipeline
 
     w, n2 = spec["work"], spec["steps"][1]
-    stamps: list[float] = []
+    stamps: list[tuple[float, float]] = []
     lengths: list[float] = []
     accuracy_curve: list[tuple[float, int, float]] = []
 
     class Stamp(L.Callback):
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            stamps.append(time.perf_counter())
+            stamps.append(_stamp())
 
     class Plugin:
         @hookimpl
@@ -185,7 +196,7 @@ def run_trl(spec: dict) -> dict:
         save_strategy="no", report_to=[], disable_tqdm=True, log_completions=False,
         seed=w["seed"], dataloader_num_workers=0,
         **spec.get("trl_args", {}))
-    stamps: list[float] = []
+    stamps: list[tuple[float, float]] = []
     accuracy_curve: list[tuple[float, int, float]] = []
     evaluate = _greedy_evaluator(spec, tokenizer, val) if spec.get("eval_every") else None
 
@@ -195,7 +206,7 @@ def run_trl(spec: dict) -> dict:
                 rollout_step = state.global_step // mu
                 if evaluate is not None and rollout_step % spec["eval_every"] == 0:
                     accuracy_curve.append((time.perf_counter(), rollout_step, evaluate(model)))
-                stamps.append(time.perf_counter())
+                stamps.append(_stamp())
 
     trainer = GRPOTrainer(model=model, reward_funcs=[accuracy, format], args=args,
                           train_dataset=dataset, processing_class=tokenizer, callbacks=[Stamp()])
@@ -254,36 +265,51 @@ def _param_count(model_dir: Path) -> int:
 
 
 def speed(args, work_dir: Path) -> list[dict]:
+    """Each framework ``--repeats`` times, interleaved (r1kit, TRL, r1kit, TRL, ...) so that
+    both see the same machine load; per model and framework the run with the median
+    seconds per step is reported."""
     rows = []
     for name in args.models:
         model_dir = _build_model(work_dir, name)
         work = {**DEFAULT_WORK, **args.work}
-        for framework in args.frameworks:
-            spec = {"model_dir": str(model_dir), "work": work, "steps": args.steps,
-                    "run_dir": str(work_dir / f"run-{name}-{framework}-{time.time_ns()}")}
-            print(f"[{name}] {framework}: {args.steps[1]} GRPO steps ...", flush=True)
-            res = _spawn(framework, spec)
+        runs: dict[str, list[dict]] = {f: [] for f in args.frameworks}
+        for repeat in range(args.repeats):
+            for framework in args.frameworks:
+                spec = {"model_dir": str(model_dir), "work": work, "steps": args.steps,
+                        "threads": args.threads,
+                        "run_dir": str(work_dir / f"run-{name}-{framework}-{time.time_ns()}")}
+                print(f"[{name}] {framework} (run {repeat + 1}/{args.repeats}): "
+                      f"{args.steps[1]} GRPO steps ...", flush=True)
+                res = _spawn(framework, spec)
+                runs[framework].append(res)
+                print(f"[{name}] {framework}: {res['step_s']:.3f} s/step (CPU "
+                      f"{res['cpu_step_s']:.3f}), completion length "
+                      f"{res['completion_length']:.1f}, peak RSS {res['peak_rss_mib']:.0f} MiB, "
+                      f"load {res['load_avg'][0]:.1f}", flush=True)
+        for framework, results in runs.items():
+            ranked = sorted(results, key=lambda r: r["step_s"])
+            median = ranked[len(ranked) // 2]
             rows.append({"model": name, "params": _param_count(model_dir),
-                         "framework": framework, **work, **res})
-            print(f"[{name}] {framework}: {res['step_s']:.3f} s/step (median "
-                  f"{res['median_step_s']:.3f}), completion length "
-                  f"{res['completion_length']:.1f}, peak RSS {res['peak_rss_mib']:.0f} MiB",
-                  flush=True)
+                         "framework": framework, "work": work, "threads": args.threads,
+                         "all_step_s": [r["step_s"] for r in results],
+                         "all_cpu_step_s": [r["cpu_step_s"] for r in results], **median})
     return rows
 
 
 def print_speed_table(rows: list[dict]) -> None:
     print()
-    print("| model | params | framework | s/GRPO step | median s/step | r1kit/TRL | "
-          "mean completion tokens | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | params | framework | s/GRPO step (wall) | r1kit/TRL | CPU s/step | "
+          "r1kit/TRL (CPU) | mean completion tokens | peak RSS MiB | all runs s/step |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         trl = next((r for r in rows if r["model"] == row["model"] and r["framework"] == "trl"),
                    None)
         ratio = f"{row['step_s'] / trl['step_s']:.2f}" if trl else "-"
+        cpu_ratio = f"{row['cpu_step_s'] / trl['cpu_step_s']:.2f}" if trl else "-"
+        runs = ", ".join(f"{x:.2f}" for x in row["all_step_s"])
         print(f"| {row['model']} | {row['params'] / 1e6:.2f}M | {row['framework']} | "
-              f"{row['step_s']:.3f} | {row['median_step_s']:.3f} | {ratio} | "
-              f"{row['completion_length']:.1f} | {row['peak_rss_mib']:.0f} |")
+              f"{row['step_s']:.3f} | {ratio} | {row['cpu_step_s']:.3f} | {cpu_ratio} | "
+              f"{row['completion_length']:.1f} | {row['peak_rss_mib']:.0f} | {runs} |")
 
 
 def main(argv=None) -> None:
@@ -297,6 +323,10 @@ def main(argv=None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override the per-step work, e.g. --set iterations=2 "
                              f"(keys: {', '.join(DEFAULT_WORK)})")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch.set_num_threads in both workers (0: torch's default)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="runs per framework, interleaved; the median is reported")
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     # accuracy mode
@@ -324,6 +354,7 @@ def main(argv=None) -> None:
     args.models = (args.models or ("tiny" if args.quick else "tiny,medium")).split(",")
     args.frameworks = args.frameworks.split(",")
     steps = args.steps or ("1,4" if args.quick else "2,8")
+    args.repeats = args.repeats or (1 if args.quick else 3)
     args.steps = [int(s) for s in steps.split(",")]
     args.work = {}
     for item in args.set:
