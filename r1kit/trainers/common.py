@@ -122,8 +122,11 @@ class OptimizerMixin:
 
 # ------------------------------------------------------------------------------ RNG state
 def _rng_state() -> dict:
+    # plain Python values and tensors only: Lightning loads checkpoints with weights_only=True,
+    # which refuses numpy arrays
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": np.random.get_state()}
+            "numpy": (kind, keys.tolist(), int(pos), int(has_gauss), float(cached))}
 
 
 def rank_state(checkpoint: dict, key: str, rank: int, world_size: int):
@@ -169,4 +172,5 @@ class RNGStateMixin:
             return
         torch.set_rng_state(state["torch"])
         random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
