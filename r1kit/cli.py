@@ -5,6 +5,7 @@ Plugins are loaded before Hydra composes anything, because registered names are 
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -18,8 +19,16 @@ from r1kit.registry import PluginError
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
+MAX_NAME = 120  # file systems reject names over 255 bytes
+
+
 def _run_name(override_dirname: str) -> str:
-    return override_dirname.replace("/", "_").replace("+", "") or "default"
+    """The run directory's name: the command's overrides, or a prefix plus a hash when long."""
+    name = override_dirname.replace("/", "_").replace("+", "") or "default"
+    if len(name) > MAX_NAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = f"{name[:MAX_NAME - 11]}-{digest}"
+    return name
 
 
 def prepare() -> None:

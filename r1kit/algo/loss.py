@@ -50,7 +50,8 @@ def policy_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advanta
                 mask: Tensor, group_ids: Tensor, *, epsilon: float,
                 epsilon_high: float | None = None, beta: float = 0.0, kl_estimator: str = "k3",
                 ratio_level: str = "token", aggregation: str = "grpo",
-                max_completion_length: int | None = None) -> LossOutput:
+                max_completion_length: int | None = None,
+                token_weights: Tensor | None = None) -> LossOutput:
     """The clipped surrogate loss with a KL penalty (see the module docstring for the formula).
 
     :param logp: ``(N, T)`` log π_θ of the sampled tokens, with gradient.
@@ -69,6 +70,8 @@ def policy_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advanta
     :param ratio_level: ``token`` (GRPO) or ``sequence`` (GSPO).
     :param aggregation: ``grpo``, ``token_mean`` (DAPO) or ``constant`` (Dr. GRPO; needs
         ``max_completion_length``).
+    :param token_weights: optional ``(N, T)`` per-token weights on the surrogate (no gradient),
+        e.g. truncated importance weights correcting a sampler/trainer mismatch.
     :raises ValueError: on an unknown variant name, a negative ε, β ≠ 0 without ``ref_logp``.
     """
     ratio_fn = _lookup(RATIOS, ratio_level, "ratio_level")
@@ -86,6 +89,10 @@ def policy_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advanta
     ratio = ratio_fn(logp, old_logp, valid)
     clipped = ratio.clamp(1.0 - eps_low, 1.0 + eps_high)
     surrogate_t = torch.minimum(ratio * adv, clipped * adv)
+    if token_weights is not None:
+        # off-policy correction (e.g. truncated importance sampling for a vLLM sampler whose
+        # probabilities differ slightly from the trainer's): a constant per token, no gradient
+        surrogate_t = surrogate_t * token_weights.detach().to(surrogate_t.dtype)
     surrogate = aggregate(surrogate_t, valid, group_ids, max_completion_length)
 
     if beta != 0:

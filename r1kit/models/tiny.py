@@ -8,7 +8,10 @@ head_dim stays at 32 because vLLM's CPU attention kernels reject 16.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import string
+import tempfile
 from pathlib import Path
 
 import torch
@@ -62,9 +65,18 @@ def ensure_tiny_model(directory: str | Path, *, seed: int, **sizes) -> Path:
             raise ValueError(f"{directory} holds a tiny model built with {marker.read_text()}, "
                              f"not {spec}; use another run directory")
         return directory
-    directory.mkdir(parents=True, exist_ok=True)
+    # Build in a private directory and rename it into place: processes started together (DDP,
+    # srun) may all get here, and none may ever see a half-written model.
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=directory.parent))
     tokenizer = build_tokenizer()
-    build_model(tokenizer, seed=seed, **sizes).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    marker.write_text(json.dumps(spec))  # written last: its presence means the save finished
+    build_model(tokenizer, seed=seed, **sizes).save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / marker.name).write_text(json.dumps(spec))
+    try:
+        os.rename(staging, directory)
+    except OSError:  # another process won the race; its model is the same
+        shutil.rmtree(staging, ignore_errors=True)
+        if not marker.exists():
+            raise
     return directory

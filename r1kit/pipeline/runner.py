@@ -21,6 +21,7 @@ from r1kit.models.loading import model_source
 from r1kit.pluginmanager import get_plugin_manager, get_registry
 from r1kit.pipeline.report import write_report
 from r1kit.run.metadata import write_metadata
+from r1kit.run.ranks import is_global_zero
 
 STAGE_MODULES = {
     "sft": "r1kit.pipeline.stages.sft",
@@ -61,14 +62,10 @@ def _write_manifest(stage_dir: Path, outputs: dict) -> None:
     os.replace(tmp, stage_dir / MANIFEST)  # atomic: a manifest is never half-written
 
 
-def _is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
-
-
 def run_pipeline(cfg) -> dict:
     run_dir = Path(cfg.run_dir)
     registry, hooks = get_registry(), get_plugin_manager().hook
-    if _is_rank_zero():
+    if is_global_zero():
         write_metadata(run_dir, cfg, registry)
     source = model_source(cfg.model, run_dir)
     results: dict[str, dict] = {}
@@ -88,11 +85,11 @@ def run_pipeline(cfg) -> dict:
             L.seed_everything(cfg.seed, workers=True, verbose=False)
             ctx = StageContext(name, stage_dir, run_dir, source, registry, hooks, dict(results))
             outputs = importlib.import_module(STAGE_MODULES[stage.kind]).run(scfg, ctx)
-            if _is_rank_zero():
+            if is_global_zero():
                 _write_manifest(stage_dir, outputs)
                 hooks.r1kit_on_stage_end(stage=name, outputs=outputs)
         results[name] = outputs
         source = outputs.get("checkpoint", source)
-    if _is_rank_zero():
+    if is_global_zero():
         write_report(run_dir, results)
     return results

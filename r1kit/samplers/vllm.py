@@ -168,6 +168,16 @@ def _cpu_kv_cache_bytes(config, share: float, max_model_len: int, max_num_seqs: 
     return max(min(budget, needed), per_token * max_model_len)
 
 
+def _sampled_logprobs(logprobs, tokens: list[int]) -> list[float]:
+    """Each sampled token's log-prob from vLLM's per-position logprobs (``logprobs=0``)."""
+    if logprobs is None:
+        return []
+    starts = getattr(logprobs, "start_indices", None)
+    if starts is not None:  # FlatLogprobs: the sampled token comes first at every position
+        return [logprobs.logprobs[i] for i in starts]
+    return [step[token].logprob for step, token in zip(logprobs, tokens)]
+
+
 class VLLMSampler:
     def __init__(self, model, tokenizer, *, max_new_tokens: int, temperature: float,
                  top_p: float = 1.0, gpu_memory_utilization: float = 0.3,
@@ -280,7 +290,7 @@ class VLLMSampler:
                 seed=self._seeds.randrange(2 ** 31 - n)))
             params.append(SamplingParams(
                 n=n, max_tokens=self._budget(len(ids)), stop_token_ids=stop,
-                logprobs=0, detokenize=False, **sampling))
+                logprobs=0, flat_logprobs=True, detokenize=False, **sampling))
         prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_ids]
         self._wake()
         try:
@@ -295,8 +305,7 @@ class VLLMSampler:
                 tokens = list(sample.token_ids)
                 completions.append(tokens)
                 truncated.append(sample.finish_reason == "length")
-                logprobs.append([] if sample.logprobs is None else [
-                    step[tok].logprob for step, tok in zip(sample.logprobs, tokens)])
+                logprobs.append(_sampled_logprobs(sample.logprobs, tokens))
         return Generation(completion_ids=completions, truncated=truncated, logprobs=logprobs)
 
     def sync_weights(self, model) -> None:

@@ -174,3 +174,19 @@ class RNGStateMixin:
         random.setstate(state["python"])
         kind, keys, pos, has_gauss, cached = state["numpy"]
         np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def log_step_metrics(module, metrics: dict, progress: dict) -> None:
+    """Send one step's metrics to every logger, and ``progress`` to the progress bar only.
+
+    Loggers are called directly rather than through ``self.log``: Lightning keeps every key ever
+    logged with ``self.log`` and writes it again on each later step, so a held-out score measured
+    every 50 steps would appear on every row. The step is Lightning's own logging step (batches
+    that stepped), which a resumed run restores.
+    """
+    if module.trainer.is_global_zero:
+        step = module.trainer.fit_loop.epoch_loop._batches_that_stepped
+        for logger in module.loggers:
+            logger.log_metrics(metrics, step=step)
+    for key, value in progress.items():
+        module.log(key, value, prog_bar=True, logger=False, on_step=True)

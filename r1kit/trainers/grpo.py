@@ -18,8 +18,9 @@ import torch
 
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.loss import policy_loss
+from r1kit.samplers.mismatch import importance_weights, logprob_mismatch, sampler_logprob_tensor
 from r1kit.algo.microbatch import AGGREGATION_UNITS, group_chunks, share
-from r1kit.trainers.common import (OptimizerMixin, RNGStateMixin, gather_objects, nanmean,
+from r1kit.trainers.common import (OptimizerMixin, RNGStateMixin, gather_objects, log_step_metrics, nanmean,
                                    no_sync_context, rank_state, reduce_metrics,
                                    save_rank_states, sum_over_ranks)
 
@@ -42,7 +43,8 @@ def microbatch_loss(policy, batch: dict, rows, algo, *, temperature: float,
         logp, old, ref, batch["advantages"][rows], mask, batch["group_ids"][rows],
         epsilon=algo.epsilon, epsilon_high=algo.epsilon_high, beta=algo.beta,
         kl_estimator=algo.kl_estimator, ratio_level=algo.ratio_level,
-        aggregation=algo.aggregation, max_completion_length=max_completion_length)
+        aggregation=algo.aggregation, max_completion_length=max_completion_length,
+        token_weights=None if batch.get("is_weights") is None else batch["is_weights"][rows])
     terms = {"loss": out.loss, "surrogate": out.surrogate, "kl": out.kl,
              "clip_low_frac": out.clip_low_frac, "clip_high_frac": out.clip_high_frac,
              "ratio_mean": out.ratio_mean, "entropy": entropy.sum() / mask.sum().clamp(min=1)}
@@ -122,7 +124,7 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
         # Ranks must step together: the step is skipped only when no rank has a group left;
         # otherwise a rank whose groups were all filtered out joins the update with nothing.
         if self.trainer.strategy.reduce_boolean_decision(rollout is None, all=True):
-            self.log_dict(reduce_metrics({**stats, "train/skipped": 1.0}), on_step=True)
+            log_step_metrics(self, reduce_metrics({**stats, "train/skipped": 1.0}), {})
             return None
         advantages = None
         if rollout is not None:
@@ -137,6 +139,7 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
         metrics["time/sample_s"] = sample_seconds
         metrics["time/step_s"] = time.perf_counter() - started
         if rollout is not None:
+            metrics.update(batch["mismatch"])  # sampler vs trainer log-probs, when reported
             metrics.update(self._rollout_metrics(rollout, advantages))
             tokens = sum(map(len, rollout.completion_ids))
             metrics["throughput/tokens_per_s"] = tokens / max(metrics["time/step_s"], 1e-9)
@@ -156,11 +159,22 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
                  "group_ids": rollout.group_ids.to(self.device), "old_logp": None,
                  "ref_logp": None}
         # With μ = 1, π_old is the current policy: old_logp = logp.detach() in the loss, so
-        # no extra forward pass. With μ > 1 the policy moves between updates, so keep it.
-        if self.algo.iterations > 1:
+        # no extra forward pass. With μ > 1 the policy moves between updates, so keep it; and a
+        # sampler that reports its own log-probs (vLLM) is compared against it every step.
+        sampler_lp = rollout.sampler_logprobs
+        if self.algo.iterations > 1 or sampler_lp is not None:
             batch["old_logp"] = self._logprobs(self.policy, batch)
         if self.algo.beta > 0:
             batch["ref_logp"] = self._logprobs(self._reference[0], batch)
+        batch["is_weights"], batch["mismatch"] = None, {}
+        if sampler_lp is not None:
+            sampled = sampler_logprob_tensor(sampler_lp, mask.size(1), device=self.device)
+            batch["mismatch"] = {f"sampler/{k}": v for k, v in logprob_mismatch(
+                sampled, batch["old_logp"], mask).items()}
+            sampler = self.collector.sampler
+            if getattr(sampler, "importance_correction", "none") == "tis":
+                batch["is_weights"] = importance_weights(sampled, batch["old_logp"], mask,
+                                                         cap=sampler.importance_cap)
         return batch
 
     @torch.no_grad()
@@ -215,9 +229,8 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
             metrics.update(reduce_metrics(evaluator.run(step), weight=len(evaluator.rows)))
         if self.hooks is not None:
             self.hooks.r1kit_on_train_step_end(metrics=metrics, step=step)
-        self.log_dict(metrics, on_step=True, prog_bar=False, sync_dist=False)
-        if "reward/mean" in metrics:
-            self.log("reward", metrics["reward/mean"], prog_bar=True, on_step=True)
+        log_step_metrics(self, metrics, {"reward": metrics["reward/mean"]}
+                         if "reward/mean" in metrics else {})
         if self.sample_writer is not None and self.sample_writer.due(step):
             self._write_samples(step, rollout, advantages)
 
@@ -248,8 +261,12 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
                                                self.trainer.world_size))
 
     def on_fit_start(self) -> None:
+        # The reference follows the strategy as far as a frozen, unwrapped model can: on this
+        # rank's device, in eval mode, cast like the policy for "-true" precisions (a no-op for
+        # mixed precision, where autocast covers both models in training_step).
         if self._reference:
-            self._reference[0].to(self.device).eval()
+            reference = self.trainer.precision_plugin.convert_module(self._reference[0])
+            self._reference[0] = reference.to(self.device).eval()
 
 
 class _Ticks(torch.utils.data.IterableDataset):

@@ -14,9 +14,34 @@ import lightning as L
 import torch
 
 from r1kit.algo.logprobs import completion_logprobs, pack
-from r1kit.trainers.common import (OptimizerMixin, RNGStateMixin, no_sync_context, rank_state,
+from r1kit.trainers.common import (OptimizerMixin, RNGStateMixin, log_step_metrics, no_sync_context, rank_state,
                                    reduce_metrics, save_rank_states, sum_over_ranks)
 from r1kit.trainers.grpo import _Ticks
+
+
+def accumulate_sft_gradients(policy, ids, attention, positions, mask, micro_batch_size: int, *,
+                             backward=None, no_sync=nullcontext, sum_over_ranks=None,
+                             world_size: int = 1) -> float:
+    """Backpropagate the negative log-likelihood of the completion tokens, averaged over every
+    token of the global batch (long solutions weigh by their length), in micro-batches of
+    ``micro_batch_size`` rows; returns this rank's share of that loss (its mean over ranks is
+    the loss). Each rank scales its token sum by ``world_size / tokens_global``
+    (``sum_over_ranks``), so the strategy's gradient average is the global token mean; every
+    micro-batch but the last runs under ``no_sync()`` (see ``accumulate_gradients``)."""
+    backward = backward or torch.Tensor.backward
+    local = float(mask.sum())
+    total_tokens = max(sum_over_ranks(local) if sum_over_ranks is not None else local, 1.0)
+    starts = range(0, mask.size(0), micro_batch_size)
+    loss_sum = 0.0
+    for start in starts:
+        rows = slice(start, start + micro_batch_size)
+        with nullcontext() if start == starts[-1] else no_sync():
+            logp, _ = completion_logprobs(policy, ids[rows], attention[rows], positions[rows],
+                                          mask[rows])
+            loss = -logp.sum() * world_size / total_tokens
+            backward(loss)
+        loss_sum += float(loss.detach())
+    return loss_sum
 
 
 class SFTModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
@@ -37,20 +62,10 @@ class SFTModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
         ids, attention, positions, mask = pack(list(prompts), list(completions),
                                                self.tokenizer.pad_token_id, self.device)
         strategy = self.trainer.strategy
-        # token-level mean over the global batch: long solutions weigh by their length
-        total_tokens = max(sum_over_ranks(strategy)(float(mask.sum())), 1.0)
-        world_size = self.trainer.world_size
-        no_sync, loss_sum = no_sync_context(strategy), 0.0
-        starts = range(0, len(rows), self.micro_batch_size)
-        for start in starts:
-            rows_mb = slice(start, start + self.micro_batch_size)
-            # DDP all-reduces on the last micro-batch only (every rank has as many)
-            with nullcontext() if start == starts[-1] else no_sync():
-                logp, _ = completion_logprobs(self.policy, ids[rows_mb], attention[rows_mb],
-                                              positions[rows_mb], mask[rows_mb])
-                loss = -logp.sum() * world_size / total_tokens
-                self.manual_backward(loss)
-            loss_sum += float(loss.detach())
+        loss_sum = accumulate_sft_gradients(
+            self.policy, ids, attention, positions, mask, self.micro_batch_size,
+            backward=self.manual_backward, no_sync=no_sync_context(strategy),
+            sum_over_ranks=sum_over_ranks(strategy), world_size=self.trainer.world_size)
         grad_norm = self._clip_and_step(optimizer)
         metrics = {"sft/loss": loss_sum, "train/grad_norm": grad_norm,
                    "train/lr": optimizer.param_groups[0]["lr"],
@@ -59,8 +74,7 @@ class SFTModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
         evaluator, step = self.evaluator, self.global_step
         if evaluator is not None and evaluator.every > 0 and step % evaluator.every == 0:
             metrics.update(reduce_metrics(evaluator.run(step), weight=len(evaluator.rows)))
-        self.log_dict(metrics, on_step=True)
-        self.log("loss", metrics["sft/loss"], prog_bar=True, on_step=True)
+        log_step_metrics(self, metrics, {"loss": metrics["sft/loss"]})
 
     def train_dataloader(self):
         return torch.utils.data.DataLoader(_Ticks(), batch_size=None)

@@ -1,12 +1,17 @@
 """Data parallelism computes the single-process objective: with fixed completions, the gradient
 that DDP averages over 2 gloo ranks equals the gradient of one process on the union of their
-groups, through the trainer's own loss path (``accumulate_gradients``: micro-batches, ``no_sync``,
-per-rank loss scaling) and Lightning's manual-optimisation backward (``prepare_for_backward``)."""
+rows, through the trainers' own loss paths (``accumulate_gradients`` for GRPO,
+``accumulate_sft_gradients`` for SFT: micro-batches, ``no_sync``, per-rank loss scaling) and
+Lightning's manual-optimisation backward (``prepare_for_backward``)."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
+import traceback
+from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -72,61 +77,92 @@ def _grads(model):
     return [p.grad.detach().clone() for p in model.parameters()]
 
 
-def _worker(rank: int, port: int) -> None:
+#: objects kept alive until the worker exits: a DDP reducer freed while gloo's threads still
+#: release tensors deadlocks on the GIL, so workers leave through os._exit, destructors unrun
+_KEEP = []
+
+
+def _worker(rank: int, port: int, out_dir: str) -> None:
+    status = 1
+    try:
+        _check(rank, port)
+        status = 0
+    except BaseException:
+        Path(out_dir, f"rank{rank}.err").write_text(traceback.format_exc())
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def _check(rank: int, port: int) -> None:
     from lightning.pytorch.overrides.distributed import prepare_for_backward
     from torch.nn.parallel import DistributedDataParallel
 
     from r1kit.trainers.grpo import accumulate_gradients
+    from r1kit.trainers.sft import accumulate_sft_gradients
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        tokenizer, model = _model()
-        batch = _fixed_batch(tokenizer, model)
-        common = {"temperature": 1.0, "max_completion_length": 16}
+    # a rank that fails leaves the other waiting in a collective: time out instead of hanging
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=timedelta(seconds=60))
+    tokenizer, model = _model()
+    batch = _fixed_batch(tokenizer, model)
+    common = {"temperature": 1.0, "max_completion_length": 16}
 
-        def single(aggregation, part):  # one process, no DDP: the reference gradient
-            model.zero_grad(set_to_none=True)
-            accumulate_gradients(model, part, _algo(aggregation), **common)
-            return _grads(model)
+    def single(aggregation, part):  # one process, no DDP: the reference gradient
+        model.zero_grad(set_to_none=True)
+        accumulate_gradients(model, part, _algo(aggregation), **common)
+        return _grads(model)
 
-        expected = {case: single(case[0], batch) for case in CASES}
-        # what plain DDP averaging of per-rank losses would give (no global unit counts)
-        naive_part = _rows(batch, range(2) if rank == 0 else range(2, 4))
-        naive = single("token_mean", naive_part)
+    expected = {case: single(case[0], batch) for case in CASES}
+    sft = [batch[k] for k in ("ids", "attention", "positions", "mask")]
+    model.zero_grad(set_to_none=True)
+    accumulate_sft_gradients(model, *sft, 4)
+    expected_sft = _grads(model)
+    # what plain DDP averaging of per-rank losses would give (no global unit counts)
+    naive_part = _rows(batch, range(2) if rank == 0 else range(2, 4))
+    naive = single("token_mean", naive_part)
 
-        ddp = DistributedDataParallel(model)  # as Lightning wraps the module holding the policy
+    ddp = DistributedDataParallel(model)  # as Lightning wraps the module holding the policy
+    _KEEP.append(ddp)
 
-        def manual_backward(loss):  # what LightningModule.manual_backward does under DDP
-            prepare_for_backward(ddp, loss)
-            loss.backward()
+    def manual_backward(loss):  # what LightningModule.manual_backward does under DDP
+        prepare_for_backward(ddp, loss)
+        loss.backward()
 
-        def sum_over_ranks(value):
-            tensor = torch.tensor(float(value), dtype=torch.float64)
-            dist.all_reduce(tensor)
-            return float(tensor)
+    def sum_over_ranks(value):
+        tensor = torch.tensor(float(value), dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return float(tensor)
 
-        for case in CASES:
-            aggregation, first, second = case
-            mine = range(first) if rank == 0 else range(first, first + second)
-            model.zero_grad(set_to_none=True)
-            accumulate_gradients(model, _rows(batch, mine), _algo(aggregation), **common,
-                                 backward=manual_backward, no_sync=ddp.no_sync,
-                                 sum_over_ranks=sum_over_ranks, world_size=WORLD,
-                                 device=torch.device("cpu"))
-            torch.testing.assert_close(_grads(model), expected[case], rtol=1e-4, atol=1e-6,
-                                       msg=lambda m, case=case: f"{case} rank {rank}: {m}")
-        # the test can tell: averaging per-rank token means is not the global token mean
-        averaged = [g.clone() for g in naive]
-        for g in averaged:
-            dist.all_reduce(g)
-            g /= WORLD
-        gap = max(float((a - e).abs().max()) for a, e in
-                  zip(averaged, expected[("token_mean", 2, 2)]))
-        assert gap > 1e-4, gap
-    finally:
-        dist.destroy_process_group()
+    for case in CASES:
+        aggregation, first, second = case
+        mine = range(first) if rank == 0 else range(first, first + second)
+        model.zero_grad(set_to_none=True)
+        accumulate_gradients(model, _rows(batch, mine), _algo(aggregation), **common,
+                             backward=manual_backward, no_sync=ddp.no_sync,
+                             sum_over_ranks=sum_over_ranks, world_size=WORLD,
+                             device=torch.device("cpu"))
+        torch.testing.assert_close(_grads(model), expected[case], rtol=1e-4, atol=1e-6,
+                                   msg=lambda m, case=case: f"{case} rank {rank}: {m}")
+    # SFT: the token mean over the union, with ranks holding 10 and 6 rows (uneven tokens)
+    rows = slice(0, 10) if rank == 0 else slice(10, None)
+    model.zero_grad(set_to_none=True)
+    accumulate_sft_gradients(model, *(t[rows] for t in sft), 4, backward=manual_backward,
+                             no_sync=ddp.no_sync, sum_over_ranks=sum_over_ranks,
+                             world_size=WORLD)
+    torch.testing.assert_close(_grads(model), expected_sft, rtol=1e-4, atol=1e-6,
+                               msg=lambda m: f"sft rank {rank}: {m}")
+    # the test can tell: averaging per-rank token means is not the global token mean
+    averaged = [g.clone() for g in naive]
+    for g in averaged:
+        dist.all_reduce(g)
+        g /= WORLD
+    gap = max(float((a - e).abs().max()) for a, e in
+              zip(averaged, expected[("token_mean", 2, 2)]))
+    assert gap > 1e-4, gap
+    dist.barrier()
 
 
 def _free_port() -> int:
@@ -135,5 +171,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_ddp_averaged_gradient_equals_single_process_gradient_on_the_union():
-    mp.spawn(_worker, args=(_free_port(),), nprocs=WORLD, join=True)
+def test_ddp_averaged_gradient_equals_single_process_gradient_on_the_union(tmp_path):
+    try:
+        mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    except mp.ProcessExitedException:
+        errors = sorted(tmp_path.glob("rank*.err"))
+        pytest.fail("\n".join(e.read_text() for e in errors) or "a worker died")

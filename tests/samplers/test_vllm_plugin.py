@@ -186,3 +186,13 @@ def test_out_of_process_engine_needs_insecure_serialization(fake_vllm, monkeypat
     with pytest.raises(ValueError, match=vllm_plugin.INSECURE_ENV):
         vllm_plugin.vllm_sampler(fake_policy(), SimpleNamespace(eos_token_id=1),
                                  max_new_tokens=4, temperature=1.0)
+
+
+def test_sampled_logprobs_reads_flat_and_dict_layouts():
+    flat = SimpleNamespace(start_indices=[0, 2], end_indices=[2, 3], token_ids=[5, 9, 6],
+                           logprobs=[-0.1, -3.0, -0.2])  # the sampled token comes first
+    assert vllm_plugin._sampled_logprobs(flat, [5, 6]) == [-0.1, -0.2]
+    nested = [{9: SimpleNamespace(logprob=-3.0), 5: SimpleNamespace(logprob=-0.1)},
+              {6: SimpleNamespace(logprob=-0.2)}]
+    assert vllm_plugin._sampled_logprobs(nested, [5, 6]) == [-0.1, -0.2]
+    assert vllm_plugin._sampled_logprobs(None, [5]) == []

@@ -8,6 +8,7 @@ from r1kit.pipeline.components import build_advantage, build_parts
 from r1kit.data.stream import PromptStream
 from r1kit.run.samples import SampleWriter
 from r1kit.run.trainer import build_trainer, resume_checkpoint
+from r1kit.trainers.common import reduce_metrics
 from r1kit.trainers.grpo import GRPOModule
 
 
@@ -27,5 +28,7 @@ def run(cfg, ctx) -> dict:
         sample_writer=SampleWriter(ctx.stage_dir / "samples.jsonl", cfg.logger.samples_every),
         hooks=ctx.hooks)
     trainer.fit(module, ckpt_path=resume_checkpoint(ctx.stage_dir))
-    final = Evaluator(parts.collector, val_rows, every=1, k=cfg.eval.k).run()
+    # every rank evaluates its share of the held-out set; the manifest gets the whole set's
+    final = reduce_metrics(Evaluator(parts.collector, val_rows, every=1, k=cfg.eval.k).run(),
+                           weight=len(val_rows))
     return ctx.save_model(trainer, parts.policy, parts.tokenizer, metrics=final)

@@ -8,6 +8,7 @@ from r1kit.evaluation import Evaluator
 from r1kit.models.loading import encode_prompt
 from r1kit.pipeline.components import build_parts
 from r1kit.run.trainer import build_trainer, resume_checkpoint
+from r1kit.trainers.common import reduce_metrics
 from r1kit.trainers.sft import SFTModule
 
 
@@ -32,5 +33,7 @@ def run(cfg, ctx) -> dict:
                        cfg=cfg, evaluator=Evaluator(parts.collector, val_rows,
                                                     every=cfg.eval.every, k=cfg.eval.k))
     trainer.fit(module, ckpt_path=resume_checkpoint(ctx.stage_dir))
-    final = Evaluator(parts.collector, val_rows, every=1, k=cfg.eval.k).run()
+    # every rank evaluates its share of the held-out set; the manifest gets the whole set's
+    final = reduce_metrics(Evaluator(parts.collector, val_rows, every=1, k=cfg.eval.k).run(),
+                           weight=len(val_rows))
     return ctx.save_model(trainer, parts.policy, tokenizer, metrics=final)
