@@ -72,6 +72,9 @@ def run(cfg, ctx) -> dict:
         extra = [row for row in extra if row.get("solution")]
         dataset += extra
         mixed = len(extra)
+    if not dataset:
+        raise ValueError(f"stage {ctx.name}: the filters kept none of {sampled} samples, so "
+                         "there is nothing to fine-tune on; check the model and the filters")
     _write_atomic(ctx.stage_dir / "dataset.jsonl", dataset)
     _write_atomic(ctx.stage_dir / "val.jsonl", parts.val_rows)
     return {"dataset": str(ctx.stage_dir / "dataset.jsonl"),
