@@ -227,7 +227,8 @@ def _compose(registry, overrides):
     store_plugin_options(registry)
     GlobalHydra.instance().clear()  # in case a test left Hydra initialized
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        return compose("config", overrides=overrides)
+        # outside the CLI there is no Hydra runtime to name the run directory: give one
+        return compose("config", overrides=[*overrides, "run_dir=/tmp/r1kit-compose"])
 
 
 def test_composes_and_validates(registry):

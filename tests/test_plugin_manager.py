@@ -282,7 +282,8 @@ def _compose(overrides):
 
     GlobalHydra.instance().clear()  # in case a test left Hydra initialized
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        return compose("config", overrides=overrides)
+        # outside the CLI there is no Hydra runtime to name the run directory: give one
+        return compose("config", overrides=[*overrides, "run_dir=/tmp/r1kit-compose"])
 
 
 def test_plugin_is_selectable_from_config(registry_with_my_reward):

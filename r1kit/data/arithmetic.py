@@ -16,9 +16,9 @@ class ArithmeticOptions:
     digits: int = 3
     num_train: int = 20000
     num_val: int = 200
-    #: Rows of the train split that carry a worked ``solution`` (a small cold-start set);
-    #: the rest carry only the answer, like R1's RL prompts. -1 = all.
-    num_solutions: int = -1
+    #: Rows of the train split that carry a worked ``solution`` (a small cold-start set, so SFT
+    #: alone plateaus); the rest carry only the answer, like R1's RL prompts. -1 = all.
+    num_solutions: int = 300
 
     def __post_init__(self) -> None:
         from r1kit.config.schema import _check
@@ -46,7 +46,7 @@ def _problem(rng: random.Random, digits: int) -> tuple[int, int]:
 
 
 def arithmetic_dataset(split: str, seed: int, *, digits: int = 3, num_train: int = 20000,
-                       num_val: int = 200, num_solutions: int = -1) -> list[dict]:
+                       num_val: int = 200, num_solutions: int = 300) -> list[dict]:
     """Rows of ``split``; train and val are disjoint (val problems are drawn first)."""
     rng = random.Random(f"arithmetic-{digits}-{seed}")
     seen, val, train = set(), [], []

@@ -54,12 +54,13 @@ def plot_curves(run_dir: Path, stage_names: list[str], out: Path) -> None:
     offset = 0
     for name in stage_names:
         metrics = run_dir / name / "metrics.csv"
-        for axis, key, label in ((axes[0], "reward/mean", "train reward"),
-                                 (axes[1], "val/accuracy", "held-out accuracy"),
-                                 (axes[1], "accuracy", "train accuracy")):
+        for axis, key, label, style in ((axes[0], "reward/mean", "train reward", "-"),
+                                        (axes[1], "val/accuracy", "held-out accuracy", "o-"),
+                                        (axes[1], "accuracy", "train accuracy", "-")):
             steps, values = _read_curve(metrics, key)
             if steps:
-                axis.plot([s + offset for s in steps], values, label=f"{name}: {label}")
+                axis.plot([s + offset for s in steps], values, style, label=f"{name}: {label}",
+                          markersize=4, linewidth=1)
         steps, _ = _read_curve(metrics, "time/step_s")
         offset += max(steps, default=0)
     for axis, title in zip(axes, ("reward", "accuracy")):
