@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 import os
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 
 from r1kit.run.ranks import is_global_zero
+
+
+# r1kit steps the optimizer itself and checkpoints after the step on purpose (a resumed run
+# continues from the updated weights, with the matching optimizer and data position).
+warnings.filterwarnings("ignore", message=".*ModelCheckpoint with manual optimization.*")
 
 
 def _precision(value):

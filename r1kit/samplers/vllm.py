@@ -198,6 +198,14 @@ class VLLMSampler:
         self.importance_correction, self.importance_cap = importance_correction, importance_cap
         self.logprobs_mode = logprobs_mode
         self.eos_token_id = tokenizer.eos_token_id
+        # Each training rank runs its own engine on its own GPU, sampling its own prompts: pin
+        # the engine to the rank's device (the Trainer has not set it yet when samplers are
+        # built) and give every rank different sampling noise.
+        rank = int(os.environ.get("RANK", "0") or 0)
+        local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+        if torch.cuda.is_available() and torch.cuda.device_count() > local_rank:
+            torch.cuda.set_device(local_rank)
+        seed = seed + rank
         self._seeds = random.Random(seed)
         self._sync_calls = 0
         self.weight_syncs = 0  # how many times weights were actually pushed
