@@ -1,7 +1,7 @@
 """r1kit vs TRL's ``GRPOTrainer``: seconds per GRPO step, peak memory, and time to accuracy.
 
     pip install -e '.[bench]' torch==2.13.0          # TRL, only for this benchmark
-    python benchmarks/bench_grpo_vs_trl.py --quick   # tiny model, one run each (~2 min, 2 cores)
+    python benchmarks/bench_grpo_vs_trl.py --quick   # tiny model, one run each (~2 min)
     python benchmarks/bench_grpo_vs_trl.py           # tiny + ~8.4M-parameter model, 3 runs each
     python benchmarks/bench_grpo_vs_trl.py --mode accuracy   # time to a held-out accuracy
 
@@ -13,7 +13,8 @@ r1``, called as TRL reward functions for TRL) or a cheap pure-Python one (``--re
 the fraction of digit characters), to separate the frameworks from the reward's cost. TRL is
 forced onto the same CPU settings: fp32 (no bf16), ``use_vllm=False``, no gradient
 checkpointing, ``loss_type="grpo"``, logging and saving off, ``report_to=[]``; both run with
-the same ``torch.set_num_threads`` (``--threads``; 0 keeps torch's default).
+the same ``torch.set_num_threads`` (``--threads``, 1 by default: with more OpenMP threads than
+idle cores a run can stall 30-50x; 0 keeps torch's default).
 
 A *GRPO step* is one rollout (prompts × G completions sampled and scored) followed by μ
 optimizer updates: one r1kit training step, μ TRL ``global_step``s. Each framework runs in its
@@ -206,6 +207,13 @@ def run_r1kit(spec: dict) -> dict:
         "trainer.enable_progress_bar=false", "eval.every=0", "eval.k=1", "data.val_size=1",
         f"run_dir={spec['run_dir']}", *spec.get("r1kit_overrides", []),
     ]
+    if spec.get("baseline"):
+        # r1kit as it was before this benchmark's optimisations: transformers' generate and
+        # padded log-prob forwards (an ablation, ``--frameworks r1kit-base``)
+        from r1kit.algo import logprobs
+
+        logprobs.PACKABLE_ARCHITECTURES = set()
+        overrides.append("sampler.fast_decode=false")
     registry = pluginmanager.install(extra_plugins=(("bench_timing", Plugin()),))
     prepare()
     GlobalHydra.instance().clear()
@@ -289,6 +297,8 @@ def run_trl(spec: dict) -> dict:
 
 # ------------------------------------------------------------------------------------ driver
 def _spawn(framework: str, spec: dict) -> dict:
+    if framework == "r1kit-base":
+        framework, spec = "r1kit", {**spec, "baseline": True}
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
         cmd = [sys.executable, __file__, "--worker", framework, "--spec", json.dumps(spec),
                "--out", out.name]
@@ -406,15 +416,18 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny model, one run, few steps")
     parser.add_argument("--mode", choices=("speed", "accuracy"), default="speed")
     parser.add_argument("--models", default=None, help="comma list of " + ",".join(MODELS))
-    parser.add_argument("--frameworks", default="r1kit,trl")
+    parser.add_argument("--frameworks", default="r1kit,trl",
+                        help="comma list of r1kit, trl, r1kit-base (r1kit without its fast "
+                             "decoding loop and packed log-prob forwards: an ablation)")
     parser.add_argument("--reward", choices=("r1", "digits"), default="r1",
                         help="r1: r1kit's accuracy+format; digits: a cheap Python reward")
     parser.add_argument("--steps", default=None,
                         help="n1,n2: time per step = (t[n2]-t[n1])/(n2-n1)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help=f"change the per-step work (keys: {', '.join(SPEED_WORK)})")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch.set_num_threads in both workers (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch.set_num_threads in both workers (0: torch's default; on a "
+                             "shared machine 2+ OpenMP threads can stall 30-50x, so 1 by default)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="runs per framework, interleaved; the median is reported")
     parser.add_argument("--work-dir", type=Path, default=None,

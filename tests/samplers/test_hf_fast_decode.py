@@ -30,6 +30,9 @@ MODELS = {
     "llama-bias": lambda: _model(LlamaForCausalLM, LlamaConfig, num_key_value_heads=2,
                                  attention_bias=True, mlp_bias=True),
     "qwen3": lambda: _model(Qwen3ForCausalLM, Qwen3Config, num_key_value_heads=2, head_dim=16),
+    "llama-yarn": lambda: _model(LlamaForCausalLM, LlamaConfig, num_key_value_heads=2,
+                                 rope_scaling={"rope_type": "yarn", "factor": 4.0,
+                                               "original_max_position_embeddings": 32}),
 }
 
 
