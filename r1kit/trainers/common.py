@@ -190,3 +190,29 @@ def log_step_metrics(module, metrics: dict, progress: dict) -> None:
             logger.log_metrics(metrics, step=step)
     for key, value in progress.items():
         module.log(key, value, prog_bar=True, logger=False, on_step=True)
+
+
+class PromptStreamMixin(RNGStateMixin):
+    """Modules that draw their rows from ``self.stream`` (resumable, one position per rank)
+    rather than from a DataLoader, so a filter can ask for more mid-step; the loader only ticks
+    steps, and checkpoints carry every rank's stream position with the RNG states."""
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(_Ticks(), batch_size=None)
+
+    def on_save_checkpoint(self, checkpoint) -> None:
+        super().on_save_checkpoint(checkpoint)
+        save_rank_states(checkpoint, "r1kit_stream", self.stream.state_dict())
+
+    def on_load_checkpoint(self, checkpoint) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.stream.load_state_dict(rank_state(checkpoint, "r1kit_stream", self.global_rank,
+                                               self.trainer.world_size))
+
+
+class _Ticks(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        step = 0
+        while True:
+            yield step
+            step += 1

@@ -18,11 +18,11 @@ import torch
 
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.loss import policy_loss
-from r1kit.samplers.mismatch import importance_weights, logprob_mismatch, sampler_logprob_tensor
 from r1kit.algo.microbatch import AGGREGATION_UNITS, group_chunks, share
-from r1kit.trainers.common import (OptimizerMixin, RNGStateMixin, gather_objects, log_step_metrics, nanmean,
-                                   no_sync_context, rank_state, reduce_metrics,
-                                   save_rank_states, sum_over_ranks)
+from r1kit.samplers.mismatch import importance_weights, logprob_mismatch, sampler_logprob_tensor
+from r1kit.trainers.common import (OptimizerMixin, PromptStreamMixin, gather_objects,
+                                   log_step_metrics, nanmean, no_sync_context, reduce_metrics,
+                                   sum_over_ranks)
 
 
 def microbatch_loss(policy, batch: dict, rows, algo, *, temperature: float,
@@ -99,7 +99,7 @@ def accumulate_gradients(policy, batch: dict | None, algo, *, temperature: float
     return totals
 
 
-class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
+class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
     def __init__(self, *, policy, reference, tokenizer, collector, stream, advantage, cfg,
                  evaluator=None, sample_writer=None, hooks=None):
         super().__init__()
@@ -247,19 +247,6 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
                                      part_advantages)
             offset += int(part.group_ids.max()) + 1
 
-    def train_dataloader(self):
-        # The module draws prompts from its own resumable stream; the loader only ticks steps.
-        return torch.utils.data.DataLoader(_Ticks(), batch_size=None)
-
-    def on_save_checkpoint(self, checkpoint) -> None:
-        super().on_save_checkpoint(checkpoint)
-        save_rank_states(checkpoint, "r1kit_stream", self.stream.state_dict())
-
-    def on_load_checkpoint(self, checkpoint) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.stream.load_state_dict(rank_state(checkpoint, "r1kit_stream", self.global_rank,
-                                               self.trainer.world_size))
-
     def on_fit_start(self) -> None:
         # The reference follows the strategy as far as a frozen, unwrapped model can: on this
         # rank's device, in eval mode, cast like the policy for "-true" precisions (a no-op for
@@ -267,11 +254,3 @@ class GRPOModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
         if self._reference:
             reference = self.trainer.precision_plugin.convert_module(self._reference[0])
             self._reference[0] = reference.to(self.device).eval()
-
-
-class _Ticks(torch.utils.data.IterableDataset):
-    def __iter__(self):
-        step = 0
-        while True:
-            yield step
-            step += 1

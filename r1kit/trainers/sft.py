@@ -14,9 +14,8 @@ import lightning as L
 import torch
 
 from r1kit.algo.logprobs import completion_logprobs, pack
-from r1kit.trainers.common import (OptimizerMixin, RNGStateMixin, log_step_metrics, no_sync_context, rank_state,
-                                   reduce_metrics, save_rank_states, sum_over_ranks)
-from r1kit.trainers.grpo import _Ticks
+from r1kit.trainers.common import (OptimizerMixin, PromptStreamMixin, log_step_metrics,
+                                   no_sync_context, reduce_metrics, sum_over_ranks)
 
 
 def accumulate_sft_gradients(policy, ids, attention, positions, mask, micro_batch_size: int, *,
@@ -44,7 +43,7 @@ def accumulate_sft_gradients(policy, ids, attention, positions, mask, micro_batc
     return loss_sum
 
 
-class SFTModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
+class SFTModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
     def __init__(self, *, policy, tokenizer, encode, stream, cfg, evaluator=None):
         super().__init__()
         self.automatic_optimization = False  # one stepping path for every r1kit module
@@ -76,14 +75,3 @@ class SFTModule(RNGStateMixin, OptimizerMixin, L.LightningModule):
             metrics.update(reduce_metrics(evaluator.run(step), weight=len(evaluator.rows)))
         log_step_metrics(self, metrics, {"loss": metrics["sft/loss"]})
 
-    def train_dataloader(self):
-        return torch.utils.data.DataLoader(_Ticks(), batch_size=None)
-
-    def on_save_checkpoint(self, checkpoint) -> None:
-        super().on_save_checkpoint(checkpoint)
-        save_rank_states(checkpoint, "r1kit_stream", self.stream.state_dict())
-
-    def on_load_checkpoint(self, checkpoint) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.stream.load_state_dict(rank_state(checkpoint, "r1kit_stream", self.global_rank,
-                                               self.trainer.world_size))
