@@ -12,14 +12,15 @@ from r1kit.rewards.specs import reward_specs
 from r1kit.trainers.rollouts import FilterStep, RolloutCollector
 
 
-def plugin_options(node, entry, exclude=("name",)) -> dict:
+def plugin_options(node) -> dict:
+    """A single-select plugin node's options: every key but the ``name`` that selected it."""
     values = OmegaConf.to_container(node, resolve=True)
-    return {k: v for k, v in values.items() if k not in exclude}
+    return {k: v for k, v in values.items() if k != "name"}
 
 
 def build_sampler(cfg, registry, model, tokenizer):
     entry = registry.get("sampler", cfg.sampler.name)
-    return entry.obj(model, tokenizer, **plugin_options(cfg.sampler, entry))
+    return entry.obj(model, tokenizer, **plugin_options(cfg.sampler))
 
 
 def build_filters(cfg, registry) -> list[FilterStep]:
@@ -31,7 +32,7 @@ def build_filters(cfg, registry) -> list[FilterStep]:
 
 def build_advantage(cfg, registry):
     entry = registry.get("advantage", cfg.advantage.name)
-    return entry.obj, plugin_options(cfg.advantage, entry)
+    return entry.obj, plugin_options(cfg.advantage)
 
 
 @dataclass
