@@ -30,6 +30,8 @@ class Rollout:
     reward_parts: dict[str, torch.Tensor] = field(default_factory=dict)
     loss_weights: torch.Tensor = None  # float (N,)
     sampler_logprobs: list[list[float]] | None = None  # the sampler's own log-probs, if it has them
+    #: the sampler's log-probs are the policy's own (``Generation.logprobs_exact``)
+    sampler_logprobs_exact: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.completions)
@@ -62,6 +64,7 @@ class Rollout:
             loss_weights=self.loss_weights[idx],
             sampler_logprobs=None if self.sampler_logprobs is None
             else [self.sampler_logprobs[i] for i in pick],
+            sampler_logprobs_exact=self.sampler_logprobs_exact,
         )
 
     def replace(self, **changes) -> "Rollout":
@@ -93,5 +96,6 @@ class Rollout:
             loss_weights=torch.cat([r.loss_weights for r, _ in parts]),
             sampler_logprobs=None if any(r.sampler_logprobs is None for r, _ in parts)
             else [lp for r, _ in parts for lp in r.sampler_logprobs],
+            sampler_logprobs_exact=all(r.sampler_logprobs_exact for r, _ in parts),
         )
         return out

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from r1kit.algo.groups import group_index, group_sum
+
 
 def group_chunks(group_ids: torch.Tensor, max_rows: int) -> list[torch.Tensor]:
     """Row indices of consecutive micro-batches; a group is never split (its statistics stay
@@ -52,3 +54,20 @@ def share(aggregation: str, mask, full_mask, group_ids, full_group_ids) -> float
     unit = AGGREGATION_UNITS[aggregation]
     total = unit(full_mask, full_group_ids)
     return unit(mask, group_ids) / total if total else 0.0
+
+
+def learning_rows(advantages: torch.Tensor, mask: torch.Tensor,
+                  group_ids: torch.Tensor) -> torch.Tensor:
+    """Bool ``(N,)``: the rows of groups that have a gradient when β = 0.
+
+    Without the KL term every token's loss is ``−min(ρA, clip(ρ)A)``, exactly 0 with a zero
+    gradient when its completion's advantage A is 0. A group whose valid completions all have
+    A = 0 (all-equal rewards under GRPO's normalisation, and so a large share of groups once a
+    task is mostly solved or mostly failed) therefore adds nothing to the update, and its
+    forward and backward passes can be skipped. Whole groups are kept or skipped, so micro-batches
+    still hold whole groups, and the loss weights (``share``) are still taken over the full
+    batch: the skipped groups count in every denominator, as they do in the objective.
+    """
+    index, num_groups = group_index(group_ids)
+    learns = ((advantages != 0) & (mask.sum(1) > 0)).to(torch.float32)
+    return (group_sum(learns, index, num_groups) > 0)[index]

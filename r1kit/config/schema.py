@@ -68,6 +68,10 @@ class AlgoConfig:
     aggregation: str = "grpo"  # grpo | token_mean (DAPO) | constant (Dr. GRPO)
     micro_batch_size: int = 16  # completions per forward/backward pass
     max_refill_rounds: int = 2  # extra sampling rounds when filters drop whole groups
+    # With β = 0, skip the forward/backward of groups whose advantages are all 0: their loss
+    # and gradient are exactly 0 (same update, less work); per-token statistics (entropy, clip
+    # fractions) then describe the computed groups only.
+    skip_zero_advantage: bool = True
 
     def __post_init__(self) -> None:
         _check(0 < self.epsilon < 1, "algo.epsilon", f"must be in (0, 1), got {self.epsilon}")

@@ -32,6 +32,9 @@ class HFSampler:
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.generation_batch_size = generation_batch_size
         self.fast_decode = fast_decode
+        #: Set by a trainer that can use them (GRPO with μ > 1, for π_old): report each sampled
+        #: token's log-prob. Only the fast decoding loop has them; ``generate`` does not.
+        self.report_logprobs = False
 
     def sync_weights(self, model) -> None:
         self.model = model  # same tensors: generation already sees every update
@@ -47,17 +50,21 @@ class HFSampler:
                  greedy: bool = False) -> Generation:
         expanded = [ids for ids in prompt_ids for _ in range(num_samples)]
         chunk = self.generation_batch_size or len(expanded)
-        completions, truncated = [], []
+        completions, truncated, logprobs = [], [], []
         was_training = self.model.training
         self.model.eval()
         try:
             for start in range(0, len(expanded), chunk):
-                c, t = self._generate_chunk(expanded[start:start + chunk], greedy)
+                c, t, lp = self._generate_chunk(expanded[start:start + chunk], greedy)
                 completions += c
                 truncated += t
+                logprobs = None if lp is None or logprobs is None else logprobs + lp
         finally:
             self.model.train(was_training)
-        return Generation(completion_ids=completions, truncated=truncated)
+        # The policy's own weights and dtype and the trainer's formula (temperature-scaled
+        # logits): these are π_θ(token) up to float rounding, not another engine's estimate.
+        return Generation(completion_ids=completions, truncated=truncated, logprobs=logprobs,
+                          logprobs_exact=logprobs is not None)
 
     def _generate_chunk(self, prompts: list[list[int]], greedy: bool):
         pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
@@ -71,11 +78,15 @@ class HFSampler:
             attention[row, width - len(ids):] = 1
         budget = self._budget(width)
         input_ids, attention = input_ids.to(device), attention.to(device)
+        new_logprobs = None
         if self.fast_decode and kv_decode.supports(self.model):
             new = kv_decode.sample(
                 self.model, input_ids, attention, max_new_tokens=budget, greedy=greedy,
                 temperature=self.temperature, top_p=self.top_p, eos_token_id=eos,
-                pad_token_id=pad).tolist()
+                pad_token_id=pad, return_logprobs=self.report_logprobs)
+            if self.report_logprobs:
+                new, new_logprobs = new[0], new[1].tolist()
+            new = new.tolist()
         else:
             sampling = {} if greedy else {"temperature": self.temperature,
                                           "top_p": self.top_p, "top_k": 0}
@@ -92,7 +103,9 @@ class HFSampler:
             else:
                 completions.append(tokens)
                 truncated.append(True)
-        return completions, truncated
+        if new_logprobs is not None:
+            new_logprobs = [lp[: len(c)] for lp, c in zip(new_logprobs, completions)]
+        return completions, truncated, new_logprobs
 
 
 def hf_sampler(model, tokenizer, **options) -> HFSampler:

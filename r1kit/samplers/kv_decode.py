@@ -216,9 +216,14 @@ def _top_p(scores, top_p: float):
 @torch.no_grad()
 def sample(model, input_ids, attention_mask, *, max_new_tokens: int, greedy: bool,
            temperature: float = 1.0, top_p: float = 1.0, eos_token_id: int | None,
-           pad_token_id: int) -> torch.Tensor:
+           pad_token_id: int, return_logprobs: bool = False):
     """``(B, n)`` new tokens after the left-padded prompts ``input_ids`` (n ≤ max_new_tokens;
     rows that finished early are padded with ``pad_token_id`` after their EOS).
+
+    With ``return_logprobs``, returns ``(tokens, logprobs)``: ``logprobs`` ``(B, n)`` float32 is
+    each sampled token's log-probability under the temperature-scaled logits (before top-p: the
+    π(token) the trainer's loss computes), 0 at padding. They come from the very logits the
+    token was drawn from, so the trainer can use them as π_old instead of a forward pass.
 
     Two savings over ``generate``, neither of which changes what is sampled: identical prompts
     (the G samples of a group) are prefilled once and their cache copied, and rows that have
@@ -250,19 +255,27 @@ def sample(model, input_ids, attention_mask, *, max_new_tokens: int, greedy: boo
     next_position = (positions[:, -1:] + 1).index_select(0, inverse)
 
     out = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
+    out_logprobs = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=device) \
+        if return_logprobs else None
     rows = torch.arange(batch, device=device)  # the original row of each row still decoded
     running = torch.ones(batch, dtype=torch.bool, device=device)
     steps = max_new_tokens
     for step in range(max_new_tokens):
         scores = decoder.logits(h)
+        if temperature != 1.0 and not greedy:
+            scores = scores / temperature
+        scaled = scores
         if greedy:
             tokens = scores.argmax(dim=-1)
         else:
-            if temperature != 1.0:
-                scores = scores / temperature
             if top_p < 1.0:
                 scores = _top_p(scores, top_p)
             tokens = torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(1)
+        if out_logprobs is not None:
+            if greedy and temperature != 1.0:
+                scaled = scaled / temperature
+            logprobs = scaled.log_softmax(dim=-1).gather(1, tokens[:, None]).squeeze(1)
+            out_logprobs[rows, step] = torch.where(running, logprobs, 0.0)
         tokens = torch.where(running, tokens, pad_token_id)
         out[rows, step] = tokens
         if step == max_new_tokens - 1:
@@ -283,4 +296,6 @@ def sample(model, input_ids, attention_mask, *, max_new_tokens: int, greedy: boo
         slot = width + step
         h = decoder.forward(tokens[:, None], next_position, slot, valid[..., : slot + 1])[:, -1]
         next_position = next_position + 1
+    if out_logprobs is not None:
+        return out[:, :steps], out_logprobs[:, :steps]
     return out[:, :steps]

@@ -18,7 +18,7 @@ import torch
 
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.loss import policy_loss
-from r1kit.algo.microbatch import AGGREGATION_UNITS, group_chunks, share
+from r1kit.algo.microbatch import AGGREGATION_UNITS, group_chunks, learning_rows, share
 from r1kit.samplers.mismatch import importance_weights, logprob_mismatch, sampler_logprob_tensor
 from r1kit.trainers.common import (OptimizerMixin, PromptStreamMixin, gather_objects,
                                    log_step_metrics, nanmean, no_sync_context, reduce_metrics,
@@ -68,8 +68,10 @@ def accumulate_gradients(policy, batch: dict | None, algo, *, temperature: float
 
     Every micro-batch but the last runs under ``no_sync()`` (DDP all-reduces once per call, not
     once per micro-batch), so every rank makes exactly one synchronising ``backward`` whatever
-    its number of micro-batches. A rank with nothing to learn (``batch`` None) backpropagates a
-    zero loss through the policy, joining that all-reduce with zero gradients.
+    its number of micro-batches. A rank with nothing to learn (``batch`` None, or every group
+    skipped) backpropagates a zero loss through the policy, joining that all-reduce with zero
+    gradients. With β = 0, groups whose advantages are all zero are skipped (``active_rows``):
+    the gradient is unchanged and their passes are saved.
 
     :param backward: ``fn(loss)``; ``LightningModule.manual_backward`` in training.
     :param no_sync: context factory that suspends the gradient all-reduce.
@@ -81,22 +83,43 @@ def accumulate_gradients(policy, batch: dict | None, algo, *, temperature: float
     local = unit(batch["mask"], batch["group_ids"]) if batch is not None else 0.0
     total = sum_over_ranks(local) if sum_over_ranks is not None else local
     scale = world_size * local / total if total else 0.0
-    if batch is None:
+    rows = None if batch is None else active_rows(batch, algo)
+    if rows is None or rows.numel() == 0:
         ids = torch.zeros((1, 1), dtype=torch.long, device=device)
         backward(policy(input_ids=ids, use_cache=False).logits.sum() * 0.0)
-        return {}
-    chunks = group_chunks(batch["group_ids"], algo.micro_batch_size)
+        return {} if batch is None else {"loss": 0.0, "surrogate": 0.0, "kl": 0.0,
+                                         "skipped_rows_frac": scale}
+    chunks = [rows[c] for c in group_chunks(batch["group_ids"][rows], algo.micro_batch_size)]
     totals: dict[str, float] = {}
-    for index, rows in enumerate(chunks):
-        weight = scale * share(algo.aggregation, batch["mask"][rows], batch["mask"],
-                               batch["group_ids"][rows], batch["group_ids"])
+    computed = 0.0  # the share of the loss actually computed (< scale when groups are skipped)
+    for index, chunk in enumerate(chunks):
+        weight = scale * share(algo.aggregation, batch["mask"][chunk], batch["mask"],
+                               batch["group_ids"][chunk], batch["group_ids"])
         with nullcontext() if index == len(chunks) - 1 else no_sync():
-            loss, terms = microbatch_loss(policy, batch, rows, algo, temperature=temperature,
+            loss, terms = microbatch_loss(policy, batch, chunk, algo, temperature=temperature,
                                           max_completion_length=max_completion_length)
             backward(loss * weight)
+        computed += weight
         for key, value in terms.items():
             totals[key] = totals.get(key, 0.0) + value * weight
+    # loss, surrogate and KL are exact as summed (skipped groups contribute exactly 0); the
+    # per-token statistics describe the groups that were computed
+    for key in ("clip_low_frac", "clip_high_frac", "ratio_mean", "entropy"):
+        totals[key] *= scale / computed if computed else 0.0
+    skipped = 1.0 - rows.numel() / batch["mask"].size(0)
+    totals["skipped_rows_frac"] = skipped * scale
     return totals
+
+
+def active_rows(batch: dict, algo) -> torch.Tensor:
+    """Indices of the rows whose forward/backward can change the update: all of them, except
+    that with β = 0 and ``algo.skip_zero_advantage`` the groups with only zero advantages are
+    left out (their loss is exactly 0; see ``learning_rows``)."""
+    n = batch["mask"].size(0)
+    if algo.beta != 0 or not algo.skip_zero_advantage:
+        return torch.arange(n, device=batch["mask"].device)
+    keep = learning_rows(batch["advantages"], batch["mask"], batch["group_ids"])
+    return keep.nonzero().squeeze(1)
 
 
 class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
@@ -114,6 +137,8 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         self.algo, self.optim_cfg, self.sampler_cfg = cfg.algo, cfg.optim, cfg.sampler
         self.batch_size = cfg.data.batch_size
         self.evaluator, self.sample_writer, self.hooks = evaluator, sample_writer, hooks
+        if self.algo.iterations > 1 and hasattr(collector.sampler, "report_logprobs"):
+            collector.sampler.report_logprobs = True  # π_old without a forward pass
 
     # ------------------------------------------------------------------ the step, top to bottom
     def training_step(self, batch, batch_idx):
@@ -159,16 +184,26 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
                  "group_ids": rollout.group_ids.to(self.device), "old_logp": None,
                  "ref_logp": None}
         # With μ = 1, π_old is the current policy: old_logp = logp.detach() in the loss, so
-        # no extra forward pass. With μ > 1 the policy moves between updates, so keep it; and a
-        # sampler that reports its own log-probs (vLLM) is compared against it every step.
+        # no extra forward pass. With μ > 1 the policy moves between updates, so π_old is kept:
+        # taken from the sampler when it reports the policy's own log-probs (the in-process HF
+        # sampler), else computed by one forward pass. A sampler with its own engine (vLLM) is
+        # compared against the trainer every step, and optionally corrected (TIS).
         sampler_lp = rollout.sampler_logprobs
-        if self.algo.iterations > 1 or sampler_lp is not None:
-            batch["old_logp"] = self._logprobs(self.policy, batch)
+        sampled = None if sampler_lp is None else sampler_logprob_tensor(
+            sampler_lp, mask.size(1), device=self.device)
+        batch["is_weights"], batch["mismatch"] = None, {}
+        if sampled is not None and rollout.sampler_logprobs_exact:
+            # under autocast the trainer's forward is not the sampler's computation any more
+            if self.algo.iterations > 1 and not torch.is_autocast_enabled(self.device.type):
+                batch["old_logp"] = torch.where(mask != 0, sampled, 0.0)
+        elif self.algo.iterations > 1 or sampled is not None:
+            # with β = 0 only the groups that will be trained need π_old (or, for the mismatch
+            # report, every row)
+            rows = active_rows(batch, self.algo) if sampled is None else None
+            batch["old_logp"] = self._logprobs(self.policy, batch, rows)
         if self.algo.beta > 0:
             batch["ref_logp"] = self._logprobs(self._reference[0], batch)
-        batch["is_weights"], batch["mismatch"] = None, {}
-        if sampler_lp is not None:
-            sampled = sampler_logprob_tensor(sampler_lp, mask.size(1), device=self.device)
+        if sampled is not None and not rollout.sampler_logprobs_exact:
             batch["mismatch"] = {f"sampler/{k}": v for k, v in logprob_mismatch(
                 sampled, batch["old_logp"], mask).items()}
             sampler = self.collector.sampler
@@ -178,16 +213,17 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         return batch
 
     @torch.no_grad()
-    def _logprobs(self, model, batch):
-        out = []
-        for rows in group_chunks(batch["group_ids"], self.algo.micro_batch_size):
-            logp, _ = completion_logprobs(model, batch["ids"][rows], batch["attention"][rows],
-                                          batch["positions"][rows], batch["mask"][rows],
-                                          temperature=self.sampler_cfg.temperature)
-            out.append((rows, logp))
+    def _logprobs(self, model, batch, rows=None):
+        """Log-probs of the completions (all rows, or only ``rows``; 0 elsewhere), in
+        micro-batches of whole groups."""
+        rows = torch.arange(batch["mask"].size(0), device=self.device) if rows is None else rows
         full = torch.zeros_like(batch["mask"])
-        for rows, logp in out:
-            full[rows] = logp
+        for chunk in group_chunks(batch["group_ids"][rows], self.algo.micro_batch_size):
+            chunk = rows[chunk]
+            logp, _ = completion_logprobs(model, batch["ids"][chunk], batch["attention"][chunk],
+                                          batch["positions"][chunk], batch["mask"][chunk],
+                                          temperature=self.sampler_cfg.temperature)
+            full[chunk] = logp
         return full
 
     def _update(self, batch) -> dict:

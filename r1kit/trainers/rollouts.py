@@ -43,7 +43,8 @@ class RolloutCollector:
             prompt_ids=repeat(prompt_ids), completion_ids=ids,
             group_ids=torch.arange(len(rows)).repeat_interleave(num_samples),
             truncated=torch.tensor(generation.truncated, dtype=torch.bool),
-            sampler_logprobs=generation.logprobs)
+            sampler_logprobs=generation.logprobs,
+            sampler_logprobs_exact=generation.logprobs_exact)
         return self.score(rollout)
 
     def score(self, rollout: Rollout) -> Rollout:

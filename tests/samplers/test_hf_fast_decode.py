@@ -135,3 +135,33 @@ def test_hf_sampler_same_completions_and_flags_with_and_without_fast_decode():
     sampler = HFSampler(model, _Tok(), max_new_tokens=500, temperature=1.0)
     gen = sampler.generate([[5] * 120], 2)  # 128 positions: at most 8 new tokens fit
     assert all(len(c) <= 8 for c in gen.completion_ids)
+
+
+@pytest.mark.parametrize("name", ["qwen2-gqa", "llama-bias"])
+def test_reported_logprobs_are_the_policy_logprobs_the_trainer_computes(name):
+    """π_old straight from the sampler: each sampled token's log-prob equals the trainer's
+    ``completion_logprobs`` (temperature-scaled, before top-p) on the same completions."""
+    from r1kit.algo.logprobs import completion_logprobs, pack
+
+    model = MODELS[name]()
+    prompts = [[5, 6, 7, 8], [9, 10, 11]]
+    sampler = HFSampler(model, _Tok(), max_new_tokens=16, temperature=0.7, top_p=0.9)
+    assert sampler.generate(prompts, 2).logprobs is None  # only computed when asked for
+    sampler.report_logprobs = True
+    torch.manual_seed(0)
+    gen = sampler.generate(prompts, 3)
+    assert gen.logprobs_exact
+    assert [len(lp) for lp in gen.logprobs] == [len(c) for c in gen.completion_ids]
+    expanded = [p for p in prompts for _ in range(3)]
+    ids, attention, positions, mask = pack(expanded, gen.completion_ids, PAD, "cpu")
+    with torch.no_grad():
+        expected, _ = completion_logprobs(model, ids, attention, positions, mask,
+                                          temperature=0.7)
+    for row, lp in enumerate(gen.logprobs):
+        torch.testing.assert_close(torch.tensor(lp), expected[row, : len(lp)],
+                                   rtol=0, atol=2e-5)
+    assert expected[mask.bool()].min() < -0.05  # not trivially near-certain tokens
+    # generate() has no per-token log-probs: the fallback reports none
+    sampler.fast_decode = False
+    fallback = sampler.generate(prompts, 2)
+    assert fallback.logprobs is None and not fallback.logprobs_exact

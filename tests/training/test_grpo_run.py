@@ -81,3 +81,48 @@ def test_r1_zero_recipe_shrunk_to_tiny_trains_and_logs(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(_metrics(tmp_path)) == 3
     assert list((tmp_path / "rl").glob("wandb/offline-run-*")), "wandb offline run missing"
+
+
+def test_mu_above_one_takes_pi_old_from_the_sampler_without_a_forward(
+        tmp_path, with_test_reward, monkeypatch):
+    """μ = 2 with the HF sampler: π_old comes with the samples (no extra policy forward per
+    rollout); only the reference (β > 0) is run by ``_logprobs``."""
+    from r1kit.trainers.grpo import GRPOModule
+
+    calls, old = [], []
+    original_logprobs, original_prepare = GRPOModule._logprobs, GRPOModule._prepare
+
+    def counting(self, model, batch, rows=None):
+        calls.append("policy" if model is self.policy else "reference")
+        return original_logprobs(self, model, batch, rows)
+
+    def prepare(self, rollout, advantages):
+        batch = original_prepare(self, rollout, advantages)
+        old.append(batch["old_logp"])
+        return batch
+
+    monkeypatch.setattr(GRPOModule, "_logprobs", counting)
+    monkeypatch.setattr(GRPOModule, "_prepare", prepare)
+    _train(["reward=[sevens]", "trainer.max_steps=4", "algo.iterations=2", "algo.beta=0.04"],
+           tmp_path, with_test_reward)
+    assert calls == ["reference"] * 2  # 2 rollouts, μ = 2 optimizer steps each
+    assert all(o is not None and float(o.min()) < 0 for o in old)
+    rows = _metrics(tmp_path)
+    # the first of the μ updates starts at π_old: ratios average 1 up to float rounding
+    assert len(rows) == 2 and all(abs(float(r["train/ratio_mean"]) - 1) < 0.05 for r in rows)
+
+
+def test_beta_zero_run_skips_exactly_the_groups_with_equal_rewards(tmp_path, with_test_reward):
+    # 'sevens' on a random model with 4 new tokens: most groups score all zeros
+    _train(["reward=[sevens]", "trainer.max_steps=3", "algo.beta=0", "logger.samples_every=1",
+            "sampler.max_new_tokens=4"], tmp_path, with_test_reward)
+    skipped = [float(r["train/skipped_rows_frac"]) for r in _metrics(tmp_path)]
+    samples = [json.loads(line) for line in (tmp_path / "rl" / "samples.jsonl").open()]
+    expected = []
+    for step in sorted({s["step"] for s in samples}):
+        rows = [s for s in samples if s["step"] == step]
+        flat = {g for g in {s["group"] for s in rows}
+                if all(s["advantage"] == 0 for s in rows if s["group"] == g)}
+        expected.append(sum(s["group"] in flat for s in rows) / len(rows))
+    assert skipped == pytest.approx(expected) and len(expected) == 3
+    assert 0 < sum(skipped) < 3  # some groups skipped, some trained
