@@ -32,6 +32,9 @@ class Rollout:
     sampler_logprobs: list[list[float]] | None = None  # the sampler's own log-probs, if it has them
     #: the sampler's log-probs are the policy's own (``Generation.logprobs_exact``)
     sampler_logprobs_exact: bool = False
+    #: log π_ref of each completion's tokens, when the trainer computed them while the rewards
+    #: were being scored (``RolloutCollector.collect(while_scoring=...)``)
+    reference_logprobs: list[torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.completions)
@@ -65,6 +68,8 @@ class Rollout:
             sampler_logprobs=None if self.sampler_logprobs is None
             else [self.sampler_logprobs[i] for i in pick],
             sampler_logprobs_exact=self.sampler_logprobs_exact,
+            reference_logprobs=None if self.reference_logprobs is None
+            else [self.reference_logprobs[i] for i in pick],
         )
 
     def replace(self, **changes) -> "Rollout":
@@ -97,5 +102,7 @@ class Rollout:
             sampler_logprobs=None if any(r.sampler_logprobs is None for r, _ in parts)
             else [lp for r, _ in parts for lp in r.sampler_logprobs],
             sampler_logprobs_exact=all(r.sampler_logprobs_exact for r, _ in parts),
+            reference_logprobs=None if any(r.reference_logprobs is None for r, _ in parts)
+            else [lp for r, _ in parts for lp in r.reference_logprobs],
         )
         return out

@@ -80,24 +80,47 @@ def compute_rewards(specs: list[RewardSpec], completions: list[str],
     :raises RewardError: a reward raised or overran its ``timeout`` with ``on_error="raise"``,
         or returned something other than one number (or ``None``) per completion.
     """
+    return start_rewards(specs, completions, examples).result()
+
+
+def start_rewards(specs: list[RewardSpec], completions: list[str],
+                  examples: list[dict]) -> "PendingRewards":
+    """Start scoring like :func:`compute_rewards` and return at once: the rewards run in their
+    threads while the caller does other work (the trainer runs the reference model's forward
+    pass meanwhile); ``.result()`` waits and combines them. Bad arguments raise here."""
     if len(completions) != len(examples):
         raise ValueError(f"{len(completions)} completions but {len(examples)} examples")
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"reward names must be unique, got {names}")
-    if not completions:
-        return RewardScores(parts={name: [] for name in names}, total=[],
-                            errors=dict.fromkeys(names, 0))
-    calls = [_Call(spec, completions, examples) for spec in specs]  # all start running now
-    parts, errors = {}, {}
-    for call in calls:
-        parts[call.spec.name], errors[call.spec.name] = _collect(call, completions, examples)
-    total = []
-    for i in range(len(completions)):
-        applying = [(spec.weight, parts[spec.name][i]) for spec in specs]
-        total.append(float(sum(weight * value for weight, value in applying
-                               if value is not None)))
-    return RewardScores(parts=parts, total=total, errors=errors)
+    return PendingRewards(specs, completions, examples)
+
+
+class PendingRewards:
+    """Reward calls already running (one thread each, see ``_Call``)."""
+
+    def __init__(self, specs: list[RewardSpec], completions: list[str],
+                 examples: list[dict]) -> None:
+        self.specs, self.completions, self.examples = specs, completions, examples
+        self.calls = [_Call(spec, completions, examples) for spec in specs] if completions \
+            else []
+
+    def result(self) -> RewardScores:
+        """Wait for every reward (each within its own time limit) and combine them."""
+        specs, completions, examples = self.specs, self.completions, self.examples
+        names = [spec.name for spec in specs]
+        if not completions:
+            return RewardScores(parts={name: [] for name in names}, total=[],
+                                errors=dict.fromkeys(names, 0))
+        parts, errors = {}, {}
+        for call in self.calls:
+            parts[call.spec.name], errors[call.spec.name] = _collect(call, completions, examples)
+        total = []
+        for i in range(len(completions)):
+            applying = [(spec.weight, parts[spec.name][i]) for spec in specs]
+            total.append(float(sum(weight * value for weight, value in applying
+                                   if value is not None)))
+        return RewardScores(parts=parts, total=total, errors=errors)
 
 
 class _Overran(TimeoutError):

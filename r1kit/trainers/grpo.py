@@ -143,8 +143,9 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
     # ------------------------------------------------------------------ the step, top to bottom
     def training_step(self, batch, batch_idx):
         started = time.perf_counter()
-        rollout, stats = self.collector.collect(self.stream, self.batch_size,
-                                                self.algo.group_size, self.algo.max_refill_rounds)
+        rollout, stats = self.collector.collect(
+            self.stream, self.batch_size, self.algo.group_size, self.algo.max_refill_rounds,
+            while_scoring=self._reference_while_scoring if self.algo.beta > 0 else None)
         sample_seconds = time.perf_counter() - started
         # Ranks must step together: the step is skipped only when no rank has a group left;
         # otherwise a rank whose groups were all filtered out joins the update with nothing.
@@ -202,7 +203,13 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
             rows = active_rows(batch, self.algo) if sampled is None else None
             batch["old_logp"] = self._logprobs(self.policy, batch, rows)
         if self.algo.beta > 0:
-            batch["ref_logp"] = self._logprobs(self._reference[0], batch)
+            if rollout.reference_logprobs is not None:  # computed while rewards were scored
+                ref = torch.zeros(mask.shape, dtype=torch.float32)
+                for i, lp in enumerate(rollout.reference_logprobs):
+                    ref[i, : lp.numel()] = lp
+                batch["ref_logp"] = torch.where(mask != 0, ref.to(self.device), 0.0)
+            else:
+                batch["ref_logp"] = self._logprobs(self._reference[0], batch)
         if sampled is not None and not rollout.sampler_logprobs_exact:
             batch["mismatch"] = {f"sampler/{k}": v for k, v in logprob_mismatch(
                 sampled, batch["old_logp"], mask).items()}
@@ -211,6 +218,18 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
                 batch["is_weights"] = importance_weights(sampled, batch["old_logp"], mask,
                                                          cap=sampler.importance_cap)
         return batch
+
+    def _reference_while_scoring(self, rollout) -> None:
+        """The reference model's log-probs of a freshly sampled rollout, computed while its
+        rewards are scored in other threads (the reference does not depend on them); filters
+        then keep the rows of the groups they keep."""
+        ids, attention, positions, mask = pack(rollout.prompt_ids, rollout.completion_ids,
+                                               self.tokenizer.pad_token_id, self.device)
+        batch = {"ids": ids, "attention": attention, "positions": positions, "mask": mask,
+                 "group_ids": rollout.group_ids.to(self.device)}
+        full = self._logprobs(self._reference[0], batch).float().cpu()
+        rollout.reference_logprobs = [full[i, :len(c)]
+                                      for i, c in enumerate(rollout.completion_ids)]
 
     @torch.no_grad()
     def _logprobs(self, model, batch, rows=None):

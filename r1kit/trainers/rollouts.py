@@ -8,7 +8,7 @@ import torch
 
 from r1kit.data.loading import render_prompt
 from r1kit.models.loading import encode_prompt
-from r1kit.rewards.harness import RewardSpec, compute_rewards
+from r1kit.rewards.harness import RewardSpec, start_rewards
 from r1kit.rollout import Rollout
 
 
@@ -28,8 +28,11 @@ class RolloutCollector:
         self.template, self.rewards, self.filters = template, rewards, filters
         self.reward_errors: dict[str, int] = {}
 
-    def sample(self, rows: list[dict], num_samples: int, *, greedy: bool = False) -> Rollout:
-        """``num_samples`` scored completions per row (no filters)."""
+    def sample(self, rows: list[dict], num_samples: int, *, greedy: bool = False,
+               while_scoring=None) -> Rollout:
+        """``num_samples`` scored completions per row (no filters). ``while_scoring(rollout)``
+        runs while the rewards are computed (in their own threads): work that needs the
+        completions but not their scores, such as the reference model's log-probs."""
         prompts = [render_prompt(row, self.template) for row in rows]
         prompt_ids = [encode_prompt(self.tokenizer, p, self.model_cfg) for p in prompts]
         generation = self.sampler.generate(prompt_ids, num_samples, greedy=greedy)
@@ -45,10 +48,16 @@ class RolloutCollector:
             truncated=torch.tensor(generation.truncated, dtype=torch.bool),
             sampler_logprobs=generation.logprobs,
             sampler_logprobs_exact=generation.logprobs_exact)
-        return self.score(rollout)
+        pending = start_rewards(self.rewards, rollout.completions, rollout.examples)
+        if while_scoring is not None:
+            while_scoring(rollout)
+        return self._scored(rollout, pending.result())
 
     def score(self, rollout: Rollout) -> Rollout:
-        scores = compute_rewards(self.rewards, rollout.completions, rollout.examples)
+        pending = start_rewards(self.rewards, rollout.completions, rollout.examples)
+        return self._scored(rollout, pending.result())
+
+    def _scored(self, rollout: Rollout, scores) -> Rollout:
         for name, count in scores.errors.items():
             self.reward_errors[name] = self.reward_errors.get(name, 0) + count
         nan = float("nan")
@@ -63,13 +72,15 @@ class RolloutCollector:
             rollout = step.fn(rollout, **step.options)
         return rollout
 
-    def collect(self, stream, num_prompts: int, group_size: int, max_refill_rounds: int):
+    def collect(self, stream, num_prompts: int, group_size: int, max_refill_rounds: int,
+                while_scoring=None):
         """A filtered rollout of up to ``num_prompts`` groups; refills while filters drop
-        groups, at most ``max_refill_rounds`` extra sampling rounds. Returns (rollout, stats)."""
+        groups, at most ``max_refill_rounds`` extra sampling rounds. Returns (rollout, stats).
+        ``while_scoring`` is passed to :meth:`sample` for every round."""
         kept, groups, sampled_groups, rounds = [], 0, 0, 0
         while groups < num_prompts and rounds <= max_refill_rounds:
             rows = stream.take(num_prompts - groups if rounds else num_prompts)
-            raw = self.sample(rows, group_size)
+            raw = self.sample(rows, group_size, while_scoring=while_scoring)
             sampled_groups += len(rows)
             filtered = self.apply_filters(raw)
             if len(filtered):

@@ -178,3 +178,23 @@ def test_builtin_rewards_register_through_the_plugin_manager_and_run_in_the_harn
     scores = compute_rewards(specs, completions, examples)
     assert scores.parts == {"accuracy": [1.0, 0.0], "format": [1.0, 0.0], "language": [1.0, None]}
     assert scores.total == pytest.approx([1.6, 0.0])
+
+
+def test_start_rewards_returns_while_the_rewards_run():
+    """The caller works while rewards are scored: a reward that waits for the caller's signal
+    finishes only because ``start_rewards`` returned first."""
+    from r1kit.rewards.harness import start_rewards
+
+    caller_ran = threading.Event()
+
+    def waits_for_caller(completions, examples):
+        assert caller_ran.wait(timeout=10), "start_rewards blocked until the reward finished"
+        return [1.0] * len(completions)
+
+    pending = start_rewards([RewardSpec("waits", waits_for_caller, weight=2.0, timeout=20)],
+                            ["a", "b"], [{}, {}])
+    caller_ran.set()
+    scores = pending.result()
+    assert scores.total == [2.0, 2.0] and scores.parts == {"waits": [1.0, 1.0]}
+    with pytest.raises(ValueError, match="2 completions but 1 examples"):
+        start_rewards([], ["a", "b"], [{}])  # bad input fails before anything runs

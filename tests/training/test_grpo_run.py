@@ -126,3 +126,39 @@ def test_beta_zero_run_skips_exactly_the_groups_with_equal_rewards(tmp_path, wit
         expected.append(sum(s["group"] in flat for s in rows) / len(rows))
     assert skipped == pytest.approx(expected) and len(expected) == 3
     assert 0 < sum(skipped) < 3  # some groups skipped, some trained
+
+
+def test_reference_logprobs_computed_while_scoring_match_a_fresh_forward(
+        tmp_path, with_test_reward, monkeypatch):
+    """β > 0: the reference pass runs while rewards are scored, on the raw rollout; after the
+    zero-variance filter drops groups (and refills), the kept rows' reference log-probs are
+    those a forward pass over the final batch gives."""
+    import torch
+
+    from r1kit.trainers import rollouts
+    from r1kit.trainers.grpo import GRPOModule
+
+    checked, overlapped = [], []
+    original_prepare, original_sample = GRPOModule._prepare, rollouts.RolloutCollector.sample
+
+    def prepare(self, rollout, advantages):
+        batch = original_prepare(self, rollout, advantages)
+        assert rollout.reference_logprobs is not None
+        fresh = self._logprobs(self._reference[0], batch)
+        torch.testing.assert_close(batch["ref_logp"], fresh, rtol=1e-5, atol=1e-5)
+        checked.append(len(rollout))
+        return batch
+
+    def sample(self, rows, num_samples, *, greedy=False, while_scoring=None):
+        def spy(rollout):  # called while the rewards run: they are not known yet
+            overlapped.append(bool(rollout.rewards.abs().sum() == 0))
+            while_scoring(rollout)
+        return original_sample(self, rows, num_samples, greedy=greedy,
+                               while_scoring=None if while_scoring is None else spy)
+
+    monkeypatch.setattr(GRPOModule, "_prepare", prepare)
+    monkeypatch.setattr(rollouts.RolloutCollector, "sample", sample)
+    _train(["reward=[sevens]", "trainer.max_steps=3", "algo.beta=0.04",
+            "filter=[zero_variance]", "sampler.max_new_tokens=6"], tmp_path, with_test_reward)
+    assert checked and overlapped and all(overlapped)
+    assert len(overlapped) > len(checked) or any(n < 16 for n in checked)  # the filter acted
