@@ -61,7 +61,11 @@ MODELS = {
 
 #: The GRPO work both frameworks do per step (``--set key=value`` changes it).
 SPEED_WORK = dict(prompts=4, group_size=8, max_new_tokens=64, beta=0.04, iterations=1,
-                  epsilon=0.2, lr=1e-5, micro_batch_size=16, temperature=1.0, seed=0)
+                  epsilon=0.2, lr=1e-5, micro_batch_size=16, temperature=1.0, seed=0,
+                  precision="fp32")
+#: ``--set precision=...``: fp32 everywhere, or bf16 autocast over fp32 weights (mixed precision,
+#: as GRPO runs on GPUs): r1kit's ``trainer.precision=bf16-mixed``, TRL's ``bf16=True``.
+PRECISIONS = {"fp32": ("32-true", False), "bf16": ("bf16-mixed", True)}
 #: The embedded default's RL stage (conf/pipeline/embedded.yaml), for ``--mode accuracy``.
 ACCURACY_WORK = dict(SPEED_WORK, prompts=16, max_new_tokens=48, lr=3e-5)
 #: The embedded default's cold start (its ``cold_start`` stage).
@@ -205,7 +209,8 @@ def run_r1kit(spec: dict) -> dict:
         f"reward={reward}", f"seed={w['seed']}", "logger=csv", "logger.samples_every=1000000",
         "checkpoint_every=1000000", f"trainer.max_steps={n2 * w['iterations']}",
         "trainer.enable_progress_bar=false", "eval.every=0", "eval.k=1", "data.val_size=1",
-        f"run_dir={spec['run_dir']}", *spec.get("r1kit_overrides", []),
+        f"run_dir={spec['run_dir']}", f"trainer.precision={PRECISIONS[w['precision']][0]}",
+        *spec.get("r1kit_overrides", []),
     ]
     if spec.get("baseline"):
         # r1kit as it was before this benchmark's optimisations: transformers' generate and
@@ -264,7 +269,8 @@ def run_trl(spec: dict) -> dict:
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32)
     args = GRPOConfig(
-        output_dir=spec["run_dir"], use_cpu=True, bf16=False, fp16=False, use_vllm=False,
+        output_dir=spec["run_dir"], use_cpu=True, bf16=PRECISIONS[w["precision"]][1],
+        fp16=False, use_vllm=False,
         gradient_checkpointing=False, num_generations=w["group_size"],
         per_device_train_batch_size=micro,
         gradient_accumulation_steps=completions_per_step // micro,
@@ -462,6 +468,8 @@ def main(argv=None) -> None:
         key, value = item.split("=", 1)
         if key not in SPEED_WORK:
             raise SystemExit(f"--set: unknown key {key!r}")
+        if key == "precision" and value not in PRECISIONS:
+            raise SystemExit(f"--set precision: one of {', '.join(PRECISIONS)}")
         args.work[key] = type(SPEED_WORK[key])(value)
     tmp = None
     if args.work_dir is None:

@@ -84,9 +84,16 @@ def supports(model) -> bool:
 
 
 class _Weights:
-    """The model's weights, projections fused (q|k|v and gate|up), read at call time."""
+    """The model's weights, projections fused (q|k|v and gate|up), read at call time.
 
-    def __init__(self, model):
+    ``matmul_dtype`` (mixed precision: autocast's dtype) casts the projection and output
+    weights once per call, where autocast would cast them again at every decoding step; norms,
+    embeddings and the residual stream stay in the model's dtype, as under autocast.
+    """
+
+    def __init__(self, model, matmul_dtype: torch.dtype | None = None):
+        cast = (lambda t: t) if matmul_dtype is None else (  # noqa: E731
+            lambda t: None if t is None else t.to(matmul_dtype))
         config, core = model.config, model.model
         first = core.layers[0].self_attn
         self.heads = config.num_attention_heads
@@ -113,17 +120,22 @@ class _Weights:
                 "ln1": (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon),
                 "ln2": (layer.post_attention_layernorm.weight,
                         layer.post_attention_layernorm.variance_epsilon),
-                "qkv": torch.cat([p.weight for p in projections]), "qkv_bias": qkv_bias,
+                "qkv": cast(torch.cat([p.weight for p in projections])),
+                "qkv_bias": cast(qkv_bias),
                 "q_norm": _norm_of(getattr(attn, "q_norm", None)),
                 "k_norm": _norm_of(getattr(attn, "k_norm", None)),
-                "o": attn.o_proj.weight, "o_bias": attn.o_proj.bias,
-                "gate_up": torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]),
-                "gate_up_bias": gate_up_bias,
-                "down": mlp.down_proj.weight, "down_bias": mlp.down_proj.bias,
+                "o": cast(attn.o_proj.weight), "o_bias": cast(attn.o_proj.bias),
+                "gate_up": cast(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
+                "gate_up_bias": cast(gate_up_bias),
+                "down": cast(mlp.down_proj.weight), "down_bias": cast(mlp.down_proj.bias),
                 "intermediate": mlp.gate_proj.out_features,
             })
         self.norm = (core.norm.weight, core.norm.variance_epsilon)
-        self.lm_head, self.lm_head_bias = model.lm_head.weight, model.lm_head.bias
+        self.lm_head, self.lm_head_bias = cast(model.lm_head.weight), cast(model.lm_head.bias)
+
+
+def _linear(x, weight, bias):
+    return F.linear(x.to(weight.dtype), weight, bias)  # .to: a no-op unless mixed precision
 
 
 def _norm_of(module):
@@ -175,7 +187,7 @@ class _Decoder:
         gqa = heads != kv_heads
         for i, layer in enumerate(w.layers):
             x = _rms_norm(h, layer["ln1"])
-            qkv = F.linear(x, layer["qkv"], layer["qkv_bias"]).view(
+            qkv = _linear(x, layer["qkv"], layer["qkv_bias"]).view(
                 batch, length, heads + 2 * kv_heads, head_dim)
             qk, v = qkv[:, :, :heads + kv_heads], qkv[:, :, heads + kv_heads:]
             if layer["q_norm"] is not None:
@@ -191,16 +203,16 @@ class _Decoder:
                 q, self.k[i][:, :, :end], self.v[i][:, :, :end], attn_mask=mask,
                 scale=w.scaling, enable_gqa=gqa)
             attn = attn.transpose(1, 2).reshape(batch, length, heads * head_dim)
-            h = h + F.linear(attn, layer["o"], layer["o_bias"])
+            h = h + _linear(attn, layer["o"], layer["o_bias"])
             x = _rms_norm(h, layer["ln2"])
-            gate, up = F.linear(x, layer["gate_up"], layer["gate_up_bias"]).split(
+            gate, up = _linear(x, layer["gate_up"], layer["gate_up_bias"]).split(
                 layer["intermediate"], dim=-1)
-            h = h + F.linear(F.silu(gate) * up, layer["down"], layer["down_bias"])
+            h = h + _linear(F.silu(gate) * up, layer["down"], layer["down_bias"])
         return h
 
     def logits(self, h_last):
         w = self.w
-        return F.linear(_rms_norm(h_last, w.norm), w.lm_head, w.lm_head_bias).float()
+        return _linear(_rms_norm(h_last, w.norm), w.lm_head, w.lm_head_bias).float()
 
 
 def _top_p(scores, top_p: float):
@@ -229,7 +241,20 @@ def sample(model, input_ids, attention_mask, *, max_new_tokens: int, greedy: boo
     (the G samples of a group) are prefilled once and their cache copied, and rows that have
     emitted EOS are dropped from the batch (``generate`` keeps decoding them as padding).
     """
-    w = _Weights(model)
+    # Under autocast (mixed precision) the weights are cast once here and autocast is
+    # switched off for the loop, which would otherwise re-cast every weight at every step.
+    device_type = input_ids.device.type
+    mixed = torch.is_autocast_enabled(device_type)
+    w = _Weights(model, torch.get_autocast_dtype(device_type) if mixed else None)
+    with torch.autocast(device_type, enabled=False):
+        return _sample(w, input_ids, attention_mask, max_new_tokens=max_new_tokens,
+                       greedy=greedy, temperature=temperature, top_p=top_p,
+                       eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                       return_logprobs=return_logprobs)
+
+
+def _sample(w, input_ids, attention_mask, *, max_new_tokens, greedy, temperature, top_p,
+            eos_token_id, pad_token_id, return_logprobs):
     batch, width = input_ids.shape
     device, dtype = input_ids.device, w.embed.dtype
     capacity = width + max_new_tokens

@@ -122,6 +122,10 @@ def active_rows(batch: dict, algo) -> torch.Tensor:
     return keep.nonzero().squeeze(1)
 
 
+#: Lightning's mixed precisions -> the dtype autocast computes in.
+MIXED_PRECISION_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
 class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
     def __init__(self, *, policy, reference, tokenizer, collector, stream, advantage, cfg,
                  evaluator=None, sample_writer=None, hooks=None):
@@ -304,8 +308,14 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
 
     def on_fit_start(self) -> None:
         # The reference follows the strategy as far as a frozen, unwrapped model can: on this
-        # rank's device, in eval mode, cast like the policy for "-true" precisions (a no-op for
-        # mixed precision, where autocast covers both models in training_step).
+        # rank's device, in eval mode, cast like the policy for "-true" precisions. Under mixed
+        # precision it is stored in the half dtype: it is never updated, so full-precision
+        # master weights buy nothing, and autocast would otherwise re-cast every weight at
+        # every forward (half the memory, and the forward runs on half-precision weights).
         if self._reference:
-            reference = self.trainer.precision_plugin.convert_module(self._reference[0])
+            plugin = self.trainer.precision_plugin
+            reference = plugin.convert_module(self._reference[0])
+            half = MIXED_PRECISION_DTYPES.get(str(getattr(plugin, "precision", "")))
+            if half is not None:
+                reference = reference.to(half)
             self._reference[0] = reference.to(self.device).eval()

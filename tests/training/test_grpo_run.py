@@ -162,3 +162,28 @@ def test_reference_logprobs_computed_while_scoring_match_a_fresh_forward(
             "filter=[zero_variance]", "sampler.max_new_tokens=6"], tmp_path, with_test_reward)
     assert checked and overlapped and all(overlapped)
     assert len(overlapped) > len(checked) or any(n < 16 for n in checked)  # the filter acted
+
+
+def test_bf16_mixed_run_keeps_the_frozen_reference_in_bf16(tmp_path, with_test_reward,
+                                                          monkeypatch):
+    import torch
+
+    from r1kit.trainers.grpo import GRPOModule
+
+    seen = []
+    original = GRPOModule._prepare
+
+    def prepare(self, rollout, advantages):
+        batch = original(self, rollout, advantages)
+        seen.append((next(self._reference[0].parameters()).dtype,
+                     next(self.policy.parameters()).dtype, batch["ref_logp"].dtype,
+                     bool(torch.isfinite(batch["ref_logp"]).all())))
+        return batch
+
+    monkeypatch.setattr(GRPOModule, "_prepare", prepare)
+    _train(["reward=[sevens]", "trainer.max_steps=2", "algo.beta=0.04",
+            "trainer.precision=bf16-mixed"], tmp_path, with_test_reward)
+    # master weights stay float32; the reference, never updated, is stored in bf16
+    assert seen == [(torch.bfloat16, torch.float32, torch.float32, True)] * 2
+    rows = _metrics(tmp_path)
+    assert len(rows) == 2 and all(float(r["train/kl"]) >= 0 for r in rows)
