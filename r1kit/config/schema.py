@@ -47,10 +47,19 @@ class ModelConfig:
     #: Wrap prompts with the tokenizer's chat template (instruct models).
     use_chat_template: bool = False
     gradient_checkpointing: bool = False
+    #: Attention kernel of the training passes (sdpa, eager, flash_attention_2, ...); null
+    #: picks by device: eager on CPU (faster backward there), the model's default elsewhere.
+    attn_implementation: Optional[str] = None
 
     def __post_init__(self) -> None:
+        from r1kit.models.attention import KNOWN_IMPLEMENTATIONS
+
         _check(self.dtype in ("float32", "bfloat16", "float16"), "model.dtype",
                f"must be float32, bfloat16 or float16, got {self.dtype!r}")
+        _check(self.attn_implementation is None
+               or self.attn_implementation in KNOWN_IMPLEMENTATIONS, "model.attn_implementation",
+               f"must be null or one of {', '.join(KNOWN_IMPLEMENTATIONS)}, "
+               f"got {self.attn_implementation!r}")
 
 
 @dataclass

@@ -31,8 +31,10 @@ def load_tokenizer(source: str, model_cfg: DictConfig):
 
 
 def load_model(source: str, model_cfg: DictConfig, *, trainable: bool = True):
+    attention = model_cfg.get("attn_implementation")
     model = AutoModelForCausalLM.from_pretrained(
-        source, dtype=DTYPES[model_cfg.dtype], trust_remote_code=model_cfg.trust_remote_code)
+        source, dtype=DTYPES[model_cfg.dtype], trust_remote_code=model_cfg.trust_remote_code,
+        **({"attn_implementation": attention} if attention else {}))
     if trainable:
         if model_cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()

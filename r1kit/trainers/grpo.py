@@ -19,6 +19,7 @@ import torch
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.loss import policy_loss
 from r1kit.algo.microbatch import AGGREGATION_UNITS, group_chunks, learning_rows, share
+from r1kit.models.attention import auto_attention
 from r1kit.samplers.mismatch import importance_weights, logprob_mismatch, sampler_logprob_tensor
 from r1kit.trainers.common import (OptimizerMixin, PromptStreamMixin, gather_objects,
                                    log_step_metrics, nanmean, no_sync_context, reduce_metrics,
@@ -140,6 +141,7 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         self.advantage_fn, self.advantage_options = advantage
         self.algo, self.optim_cfg, self.sampler_cfg = cfg.algo, cfg.optim, cfg.sampler
         self.batch_size = cfg.data.batch_size
+        self.attention = cfg.model.get("attn_implementation")
         self.evaluator, self.sample_writer, self.hooks = evaluator, sample_writer, hooks
         if self.algo.iterations > 1 and hasattr(collector.sampler, "report_logprobs"):
             collector.sampler.report_logprobs = True  # π_old without a forward pass
@@ -319,3 +321,4 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
             if half is not None:
                 reference = reference.to(half)
             self._reference[0] = reference.to(self.device).eval()
+        auto_attention([self.policy, *self._reference], self.attention, self.device)

@@ -14,6 +14,7 @@ import lightning as L
 import torch
 
 from r1kit.algo.logprobs import completion_logprobs, pack
+from r1kit.models.attention import auto_attention
 from r1kit.trainers.common import (OptimizerMixin, PromptStreamMixin, log_step_metrics,
                                    no_sync_context, reduce_metrics, sum_over_ranks)
 
@@ -50,7 +51,11 @@ class SFTModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         self.policy, self.tokenizer, self.encode, self.stream = policy, tokenizer, encode, stream
         self.optim_cfg, self.batch_size = cfg.optim, cfg.data.batch_size
         self.micro_batch_size = cfg.algo.micro_batch_size
+        self.attention = cfg.model.get("attn_implementation")
         self.evaluator = evaluator
+
+    def on_fit_start(self) -> None:
+        auto_attention([self.policy], self.attention, self.device)
 
     def training_step(self, batch, batch_idx):
         started = time.perf_counter()

@@ -37,8 +37,10 @@ def _run(model, batch, packable):
         lp.PACKABLE_ARCHITECTURES = saved
 
 
-def test_packed_equals_padded_logprobs_entropy_and_gradients():
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_equals_padded_logprobs_entropy_and_gradients(attention):
     model = _qwen2()
+    model.set_attn_implementation(attention)
     batch = _rollout([1, 40, 3, 40, 12, 25, 7, 40, 2, 30])
     rows = lp._packing(model, batch[1])[0]
     assert rows < 10  # packing does happen here

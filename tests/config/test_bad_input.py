@@ -27,6 +27,7 @@ CASES = [
     (["algo.aggregation=median"], "algo.aggregation"),
     (["sampler=nope"], "nope"),
     (["model.tiny.num_heads=8"], "head_dim"),
+    (["model.attn_implementation=flash"], "model.attn_implementation"),
     (["data=jsonl", "data.path=/nonexistent/file.jsonl"], "/nonexistent/file.jsonl"),
 ]
 

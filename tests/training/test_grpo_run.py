@@ -177,13 +177,16 @@ def test_bf16_mixed_run_keeps_the_frozen_reference_in_bf16(tmp_path, with_test_r
         batch = original(self, rollout, advantages)
         seen.append((next(self._reference[0].parameters()).dtype,
                      next(self.policy.parameters()).dtype, batch["ref_logp"].dtype,
-                     bool(torch.isfinite(batch["ref_logp"]).all())))
+                     bool(torch.isfinite(batch["ref_logp"]).all()),
+                     self.policy.config._attn_implementation,
+                     self._reference[0].config._attn_implementation))
         return batch
 
     monkeypatch.setattr(GRPOModule, "_prepare", prepare)
     _train(["reward=[sevens]", "trainer.max_steps=2", "algo.beta=0.04",
             "trainer.precision=bf16-mixed"], tmp_path, with_test_reward)
-    # master weights stay float32; the reference, never updated, is stored in bf16
-    assert seen == [(torch.bfloat16, torch.float32, torch.float32, True)] * 2
+    # master weights stay float32; the reference, never updated, is stored in bf16; on a CPU
+    # both models run eager attention (model.attn_implementation left at null)
+    assert seen == [(torch.bfloat16, torch.float32, torch.float32, True, "eager", "eager")] * 2
     rows = _metrics(tmp_path)
     assert len(rows) == 2 and all(float(r["train/kl"]) >= 0 for r in rows)
