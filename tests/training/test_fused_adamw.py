@@ -1,0 +1,45 @@
+"""The modules use torch's fused AdamW where it applies, and the same update as the default."""
+
+from types import SimpleNamespace
+
+import torch
+
+from r1kit.trainers.common import OptimizerMixin
+
+
+class _Module(OptimizerMixin):
+    def __init__(self, policy, strategy=None):
+        self.policy = policy
+        self._trainer = None if strategy is None else SimpleNamespace(strategy=strategy,
+                                                                      model=None)
+        self.optim_cfg = SimpleNamespace(lr=1e-2, weight_decay=0.1, betas=[0.9, 0.99],
+                                         warmup_steps=0)
+
+
+class DeepSpeedStrategy:  # only the class name is read
+    pass
+
+
+def test_fused_on_cpu_parameters_not_under_deepspeed():
+    policy = torch.nn.Linear(4, 3)
+    optimizer = _Module(policy).configure_optimizers()["optimizer"]
+    assert optimizer.defaults["fused"] is True
+    assert _Module(policy, DeepSpeedStrategy())._fused_adamw(list(policy.parameters())) is None
+
+
+def test_fused_update_equals_the_default_update():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+    b.load_state_dict(a.state_dict())
+    initial = [p.detach().clone() for p in a.parameters()]
+    fused = _Module(a).configure_optimizers()["optimizer"]
+    plain = torch.optim.AdamW(b.parameters(), lr=1e-2, weight_decay=0.1, betas=(0.9, 0.99))
+    for _ in range(3):
+        x = torch.randn(5, 8)
+        for model, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+    for p, q, start in zip(a.parameters(), b.parameters(), initial):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+        assert (p - start).abs().max() > 1e-3  # the steps did move the weights
