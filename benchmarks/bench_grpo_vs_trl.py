@@ -11,10 +11,14 @@ prompts per step, max new tokens, temperature, β, μ, ε, learning rate (consta
 gradient clipping, micro-batch size and reward: r1kit's ``accuracy`` + ``format`` (``--reward
 r1``, called as TRL reward functions for TRL) or a cheap pure-Python one (``--reward digits``:
 the fraction of digit characters), to separate the frameworks from the reward's cost. TRL is
-forced onto the same CPU settings: fp32 (no bf16), ``use_vllm=False``, no gradient
+held to the same settings: the same precision (``--set precision=fp32``, the default: float32
+everywhere; ``--set precision=bf16``: bf16 autocast over float32 weights, r1kit's
+``trainer.precision=bf16-mixed`` and TRL's ``bf16=True``), ``use_vllm=False``, no gradient
 checkpointing, ``loss_type="grpo"``, logging and saving off, ``report_to=[]``; both run with
 the same ``torch.set_num_threads`` (``--threads``, 1 by default: with more OpenMP threads than
-idle cores a run can stall 30-50x; 0 keeps torch's default).
+idle cores a run can stall 30-50x; 0 keeps torch's default). Each framework keeps its own
+defaults otherwise (r1kit: eager attention on CPU; TRL: the model's SDPA); ``trl-eager`` runs
+TRL with eager attention too, to show what that choice alone is worth.
 
 A *GRPO step* is one rollout (prompts × G completions sampled and scored) followed by μ
 optimizer updates: one r1kit training step, μ TRL ``global_step``s. Each framework runs in its
@@ -213,12 +217,12 @@ def run_r1kit(spec: dict) -> dict:
         *spec.get("r1kit_overrides", []),
     ]
     if spec.get("baseline"):
-        # r1kit as it was before this benchmark's optimisations: transformers' generate and
-        # padded log-prob forwards (an ablation, ``--frameworks r1kit-base``)
+        # r1kit without its main CPU optimisations: transformers' generate, padded log-prob
+        # forwards and SDPA attention (an ablation, ``--frameworks r1kit-base``)
         from r1kit.algo import logprobs
 
         logprobs.PACKABLE_ARCHITECTURES = set()
-        overrides.append("sampler.fast_decode=false")
+        overrides += ["sampler.fast_decode=false", "model.attn_implementation=sdpa"]
     registry = pluginmanager.install(extra_plugins=(("bench_timing", Plugin()),))
     prepare()
     GlobalHydra.instance().clear()
@@ -295,6 +299,12 @@ def run_trl(spec: dict) -> dict:
     rewards = [digits] if spec["reward"] == "digits" else [accuracy, format]
     trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[Timing()])
+    if spec.get("trl_eager"):
+        # TRL given r1kit's CPU attention choice (``--frameworks trl-eager``): eager attention
+        # in the policy and the reference
+        for m in (trainer.model, getattr(trainer, "ref_model", None)):
+            if m is not None:
+                m.set_attn_implementation("eager")
     trainer.train()
     return clock.result({"completion_length": statistics.mean(lengths),
                          "torch_threads": torch.get_num_threads(),
@@ -305,6 +315,8 @@ def run_trl(spec: dict) -> dict:
 def _spawn(framework: str, spec: dict) -> dict:
     if framework == "r1kit-base":
         framework, spec = "r1kit", {**spec, "baseline": True}
+    if framework == "trl-eager":
+        framework, spec = "trl", {**spec, "trl_eager": True}
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
         cmd = [sys.executable, __file__, "--worker", framework, "--spec", json.dumps(spec),
                "--out", out.name]
@@ -377,11 +389,14 @@ def print_speed_table(rows: list[dict]) -> None:
 
 
 def time_to_accuracy(args, work_dir: Path) -> list[dict]:
-    sft_dir = work_dir / "sft"
+    # the embedded default's tiny model (built by the SFT stage), or a benchmark shape
+    name = args.models[0]
+    sft_dir = work_dir / ("sft" if name == "tiny" else f"sft-{name}")
     model_dir = sft_dir / "sft" / "model"
     if not (sft_dir / "sft" / "manifest.json").exists():
         print(f"SFT cold start ({args.sft_steps} steps) -> {model_dir} ...", flush=True)
-        cmd = [sys.executable, "-m", "r1kit", *SFT_OVERRIDES,
+        base = [] if name == "tiny" else [f"model.path={_build_model(work_dir, name)}"]
+        cmd = [sys.executable, "-m", "r1kit", *SFT_OVERRIDES, *base,
                f"trainer.max_steps={args.sft_steps}", f"run_dir={sft_dir}"]
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -421,9 +436,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny model, one run, few steps")
     parser.add_argument("--mode", choices=("speed", "accuracy"), default="speed")
-    parser.add_argument("--models", default=None, help="comma list of " + ",".join(MODELS))
+    parser.add_argument("--models", default=None,
+                        help="comma list of " + ",".join(MODELS) + " (accuracy mode: the first "
+                             "one; tiny is the embedded default's model)")
     parser.add_argument("--frameworks", default="r1kit,trl",
-                        help="comma list of r1kit, trl, r1kit-base (r1kit without its fast "
+                        help="comma list of r1kit, trl, trl-eager (TRL with eager attention, "
+                             "r1kit's CPU default), r1kit-base (r1kit without its fast "
                              "decoding loop and packed log-prob forwards: an ablation)")
     parser.add_argument("--reward", choices=("r1", "digits"), default="r1",
                         help="r1: r1kit's accuracy+format; digits: a cheap Python reward")
@@ -459,7 +477,8 @@ def main(argv=None) -> None:
         Path(args.out).write_text(json.dumps(result))
         return
 
-    args.models = (args.models or ("tiny" if args.quick else "tiny,medium")).split(",")
+    default_models = "tiny" if args.quick or args.mode == "accuracy" else "tiny,medium"
+    args.models = (args.models or default_models).split(",")
     args.frameworks = args.frameworks.split(",")
     args.steps = [int(s) for s in (args.steps or ("2,6" if args.quick else "3,10")).split(",")]
     args.repeats = args.repeats or (1 if args.quick else 3)

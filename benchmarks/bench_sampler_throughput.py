@@ -1,6 +1,12 @@
-"""Sampling throughput of ``sampler=hf`` vs ``sampler=vllm`` on the tiny model, in one process.
+"""Sampling throughput of ``sampler=hf`` vs ``sampler=vllm`` on a locally built model, in one
+process.
 
-    python benchmarks/bench_sampler_throughput.py            # 16 prompts x 8 samples x 48 tokens
+    python benchmarks/bench_sampler_throughput.py            # tiny, 16 prompts x 8 x 48 tokens
+    python benchmarks/bench_sampler_throughput.py --model large --prompts 32 --tokens 128
+
+Rows: ``hf`` (r1kit's HF sampler: its own decoding loop for Llama-family models),
+``hf-generate`` (the same sampler through transformers' ``generate``: what "HF sampling" is in
+other frameworks), ``vllm``.
 
 Both samplers generate the same batch from the same weights; throughput counts the completion
 tokens actually produced (the untrained tiny model practically never stops early). Each sampler
@@ -30,6 +36,14 @@ def timed(fn, repeats: int):
     return statistics.median(times), statistics.median(cpu), result
 
 
+#: Qwen2-architecture shapes (character vocabulary); head_dim >= 32 for vLLM's CPU kernels.
+MODELS = {
+    "tiny": dict(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512),  # 1.1M
+    "medium": dict(hidden_size=256, num_layers=8, num_heads=8, intermediate_size=1024),  # 8.4M
+    "large": dict(hidden_size=512, num_layers=8, num_heads=8, intermediate_size=2048),  # 33.6M
+}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=16)
@@ -37,8 +51,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
     parser.add_argument("--model-dir", type=Path, default=None,
-                        help="where the tiny model is built (default: a temporary directory)")
+                        help="where the model is built (default: a temporary directory)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -51,9 +66,9 @@ def main(argv=None) -> dict:
     tmp = None
     if args.model_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="r1kit-bench-")
-        args.model_dir = Path(tmp.name) / "tiny"
-    model_dir = ensure_tiny_model(args.model_dir, seed=0, hidden_size=128, num_layers=4,
-                                  num_heads=4, intermediate_size=512, max_position_embeddings=256)
+        args.model_dir = Path(tmp.name) / args.model
+    model_dir = ensure_tiny_model(args.model_dir, seed=0, max_position_embeddings=512,
+                                  **MODELS[args.model])
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     prompts = [tokenizer.encode(f"<think>{i} + {3 * i + 1} = ") for i in range(args.prompts)]
@@ -70,9 +85,12 @@ def main(argv=None) -> dict:
               f"  {tokens / cpu:10.1f} tok/cpu-s", flush=True)
         return row
 
-    print(f"{args.prompts} prompts x {args.samples} samples x {args.tokens} tokens, "
-          f"torch threads {torch.get_num_threads()}, median of {args.repeats}", flush=True)
-    rows = [measure(HFSampler(policy, tokenizer, **options), "hf")]
+    params = sum(p.numel() for p in policy.parameters())
+    print(f"{args.model} ({params / 1e6:.1f}M parameters): {args.prompts} prompts x "
+          f"{args.samples} samples x {args.tokens} tokens, torch threads "
+          f"{torch.get_num_threads()}, median of {args.repeats}", flush=True)
+    rows = [measure(HFSampler(policy, tokenizer, **options), "hf"),
+            measure(HFSampler(policy, tokenizer, fast_decode=False, **options), "hf-generate")]
 
     from r1kit.samplers.vllm import vllm_sampler
 
@@ -89,16 +107,19 @@ def main(argv=None) -> dict:
     rows.append(measure(HFSampler(policy, tokenizer, **options), "hf (again)"))
     vllm.close()
 
-    hf_rows = [r for r in rows if r["sampler"].startswith("hf")]
-    ratio = rows[1]["tokens_per_s"] / statistics.mean(r["tokens_per_s"] for r in hf_rows)
-    cpu_ratio = rows[1]["tokens_per_cpu_s"] / statistics.mean(
-        r["tokens_per_cpu_s"] for r in hf_rows)
-    # per CPU-second is the fairer number on a shared machine (wall time includes waiting)
-    print(f"vllm / hf throughput: {ratio:.2f}x (wall), {cpu_ratio:.2f}x (per CPU-second)",
-          flush=True)
-    results = {"config": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-               "vllm_startup_s": startup, "vllm_first_call_s": first_call,
-               "vllm_sync_s": sync_seconds, "ratio": ratio, "cpu_ratio": cpu_ratio}
+    vllm_row = next(r for r in rows if r["sampler"] == "vllm")
+    ratios = {}
+    for base in ("hf", "hf-generate"):
+        base_rows = [r for r in rows if r["sampler"] in (base, f"{base} (again)")]
+        ratios[base] = vllm_row["tokens_per_s"] / statistics.mean(
+            r["tokens_per_s"] for r in base_rows)
+        print(f"vllm / {base} throughput: {ratios[base]:.2f}x (wall)", flush=True)
+    # (vLLM's engine core runs in its own process, so this process's CPU time undercounts it:
+    # compare wall times, on an otherwise idle machine)
+    results = {"config": {k: str(v) for k, v in vars(args).items()}, "params": params,
+               "rows": rows, "vllm_startup_s": startup, "vllm_first_call_s": first_call,
+               "vllm_sync_s": sync_seconds, "ratio_vs_hf": ratios["hf"],
+               "ratio_vs_hf_generate": ratios["hf-generate"]}
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))
     if tmp is not None:
