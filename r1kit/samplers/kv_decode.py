@@ -92,6 +92,7 @@ class _Weights:
     """
 
     def __init__(self, model, matmul_dtype: torch.dtype | None = None):
+        self.matmul_dtype = matmul_dtype
         cast = (lambda t: t) if matmul_dtype is None else (  # noqa: E731
             lambda t: None if t is None else t.to(matmul_dtype))
         config, core = model.config, model.model
@@ -156,8 +157,10 @@ class _Decoder:
     def __init__(self, w: _Weights, batch: int, capacity: int, dtype, device):
         self.w = w
         shape = (batch, w.kv_heads, capacity, w.head_dim)
-        self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in w.layers]
-        self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in w.layers]
+        # attention runs in autocast's dtype under mixed precision, as autocast runs it
+        self.attn_dtype = w.matmul_dtype or dtype
+        self.k = [torch.empty(shape, dtype=self.attn_dtype, device=device) for _ in w.layers]
+        self.v = [torch.empty(shape, dtype=self.attn_dtype, device=device) for _ in w.layers]
         # cos/sin for every position the cache can hold, as RotaryEmbedding computes them
         freqs = torch.arange(capacity, device=device, dtype=torch.float)[:, None] \
             * w.rope_inv_freq.to(device=device, dtype=torch.float)[None, :]
@@ -195,7 +198,7 @@ class _Decoder:
                                 _rms_norm(qk[:, :, heads:], layer["k_norm"])), dim=2)
             # rotary embedding of q and k together: x * cos + rotate_half(x) * sin
             swapped = torch.cat((qk[..., half:], qk[..., :half]), dim=-1)
-            qk = qk * cos + swapped * sin
+            qk = (qk * cos + swapped * sin).to(self.attn_dtype)  # RoPE in the model's dtype
             q = qk[:, :, :heads].transpose(1, 2)
             self.k[i][:, :, start:end] = qk[:, :, heads:].transpose(1, 2)
             self.v[i][:, :, start:end] = v.transpose(1, 2)
