@@ -280,6 +280,10 @@ def run_trl(spec: dict) -> dict:
         gradient_accumulation_steps=completions_per_step // micro,
         max_completion_length=w["max_new_tokens"], temperature=w["temperature"], top_p=1.0,
         top_k=0, beta=w["beta"], num_iterations=mu, epsilon=w["epsilon"],
+        # GRPO's KL gradient as in DeepSeekMath/R1, as r1kit computes it: TRL 1.16 by default
+        # multiplies the KL by the (differentiable) ratio, DeepSeek-V3.2's correction, which
+        # changes the gradient whenever beta != 0 (measured: 0.55% at beta=0.04 on one batch)
+        use_bias_correction_kl=False,
         loss_type="grpo", scale_rewards="group", learning_rate=w["lr"],
         lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, adam_beta1=0.9,
         adam_beta2=0.99, max_grad_norm=1.0, max_steps=n2 * mu, logging_steps=10 ** 6,
