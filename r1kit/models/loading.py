@@ -31,7 +31,7 @@ def load_tokenizer(source: str, model_cfg: DictConfig):
 
 
 def load_model(source: str, model_cfg: DictConfig, *, trainable: bool = True):
-    attention = model_cfg.get("attn_implementation")
+    attention = model_cfg.attn_implementation
     model = AutoModelForCausalLM.from_pretrained(
         source, dtype=DTYPES[model_cfg.dtype], trust_remote_code=model_cfg.trust_remote_code,
         **({"attn_implementation": attention} if attention else {}))

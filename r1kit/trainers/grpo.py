@@ -15,6 +15,8 @@ from contextlib import nullcontext
 
 import lightning as L
 import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.loss import policy_loss
@@ -141,7 +143,7 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         self.advantage_fn, self.advantage_options = advantage
         self.algo, self.optim_cfg, self.sampler_cfg = cfg.algo, cfg.optim, cfg.sampler
         self.batch_size = cfg.data.batch_size
-        self.attention = cfg.model.get("attn_implementation")
+        self.attention = cfg.model.attn_implementation
         self.evaluator, self.sample_writer, self.hooks = evaluator, sample_writer, hooks
         if self.algo.iterations > 1 and hasattr(collector.sampler, "report_logprobs"):
             collector.sampler.report_logprobs = True  # π_old without a forward pass
@@ -183,13 +185,9 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
 
     def _prepare(self, rollout, advantages):
         """Tensors for the loss, and π_old / π_ref log-probs computed once per rollout."""
-        ids, attention, positions, mask = pack(rollout.prompt_ids, rollout.completion_ids,
-                                               self.tokenizer.pad_token_id, self.device)
-        mask = mask * rollout.loss_weights.to(self.device).unsqueeze(1)
-        batch = {"ids": ids, "attention": attention, "positions": positions, "mask": mask,
-                 "advantages": advantages.to(self.device),
-                 "group_ids": rollout.group_ids.to(self.device), "old_logp": None,
-                 "ref_logp": None}
+        batch = self._packed(rollout)
+        mask = batch["mask"] = batch["mask"] * rollout.loss_weights.to(self.device).unsqueeze(1)
+        batch.update(advantages=advantages.to(self.device), old_logp=None, ref_logp=None)
         # With μ = 1, π_old is the current policy: old_logp = logp.detach() in the loss, so
         # no extra forward pass. With μ > 1 the policy moves between updates, so π_old is kept:
         # taken from the sampler when it reports the policy's own log-probs (the in-process HF
@@ -210,10 +208,9 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
             batch["old_logp"] = self._logprobs(self.policy, batch, rows)
         if self.algo.beta > 0:
             if rollout.reference_logprobs is not None:  # computed while rewards were scored
-                ref = torch.zeros(mask.shape, dtype=torch.float32)
-                for i, lp in enumerate(rollout.reference_logprobs):
-                    ref[i, : lp.numel()] = lp
-                batch["ref_logp"] = torch.where(mask != 0, ref.to(self.device), 0.0)
+                ref = pad_sequence(rollout.reference_logprobs, batch_first=True)
+                ref = F.pad(ref, (0, mask.size(1) - ref.size(1))).to(self.device)
+                batch["ref_logp"] = torch.where(mask != 0, ref, 0.0)
             else:
                 batch["ref_logp"] = self._logprobs(self._reference[0], batch)
         if sampled is not None and not rollout.sampler_logprobs_exact:
@@ -229,13 +226,17 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         """The reference model's log-probs of a freshly sampled rollout, computed while its
         rewards are scored in other threads (the reference does not depend on them); filters
         then keep the rows of the groups they keep."""
-        ids, attention, positions, mask = pack(rollout.prompt_ids, rollout.completion_ids,
-                                               self.tokenizer.pad_token_id, self.device)
-        batch = {"ids": ids, "attention": attention, "positions": positions, "mask": mask,
-                 "group_ids": rollout.group_ids.to(self.device)}
-        full = self._logprobs(self._reference[0], batch).float().cpu()
+        # kept on the CPU like the rest of the rollout, which is pickled to rank 0 for samples
+        full = self._logprobs(self._reference[0], self._packed(rollout)).cpu()
         rollout.reference_logprobs = [full[i, :len(c)]
                                       for i, c in enumerate(rollout.completion_ids)]
+
+    def _packed(self, rollout) -> dict:
+        """The rollout's token layout for log-prob passes (``pack``), with its group ids."""
+        ids, attention, positions, mask = pack(rollout.prompt_ids, rollout.completion_ids,
+                                               self.tokenizer.pad_token_id, self.device)
+        return {"ids": ids, "attention": attention, "positions": positions, "mask": mask,
+                "group_ids": rollout.group_ids.to(self.device)}
 
     @torch.no_grad()
     def _logprobs(self, model, batch, rows=None):

@@ -53,10 +53,6 @@ class RolloutCollector:
             while_scoring(rollout)
         return self._scored(rollout, pending.result())
 
-    def score(self, rollout: Rollout) -> Rollout:
-        pending = start_rewards(self.rewards, rollout.completions, rollout.examples)
-        return self._scored(rollout, pending.result())
-
     def _scored(self, rollout: Rollout, scores) -> Rollout:
         for name, count in scores.errors.items():
             self.reward_errors[name] = self.reward_errors.get(name, 0) + count

@@ -51,7 +51,7 @@ class SFTModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         self.policy, self.tokenizer, self.encode, self.stream = policy, tokenizer, encode, stream
         self.optim_cfg, self.batch_size = cfg.optim, cfg.data.batch_size
         self.micro_batch_size = cfg.algo.micro_batch_size
-        self.attention = cfg.model.get("attn_implementation")
+        self.attention = cfg.model.attn_implementation
         self.evaluator = evaluator
 
     def on_fit_start(self) -> None:
