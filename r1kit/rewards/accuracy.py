@@ -1,12 +1,17 @@
 """The ``accuracy`` reward: 1.0 when the completion's final answer equals the reference answer.
 
-Equality is math-verify's (``\\frac{1}{2}`` = ``0.5`` = ``2/4``, ``1,000`` = ``1000``, sets,
-intervals, expressions). math-verify protects itself from runaway sympy work with
-``signal.alarm``, which only works on the main thread, and the trainer calls rewards from
-worker threads; so its own timeouts are switched off and math-verify runs in a few worker
-processes instead, where a comparison that overruns its time limit is ended by killing the
-process (Python cannot stop a thread). Plain numbers, the bulk of math datasets, are decided
-in-process without math-verify when the verdict is certain to be the same.
+Finding the answer and deciding equality are both math-verify's: it is given the content of the
+last ``<answer>`` block (or the whole completion when there is none) and extracts the answer the
+way it was designed and tested to (boxed answers first, several boxes or ``$…$`` joined by
+"and" read as one set, "The final answer is …", units and percent signs, thousands
+separators), then compares (``\\frac{1}{2}`` = ``0.5``, sets, intervals, expressions).
+
+math-verify protects itself from runaway sympy work with ``signal.alarm``, which only works on
+the main thread, and the trainer calls rewards from worker threads; so its own timeouts are
+switched off and parsing and comparing both run in a few worker processes instead, where a
+sample that overruns its time limit is ended by killing the process (Python cannot stop a
+thread). Plain numbers, the bulk of math datasets, are decided in-process without math-verify
+when the verdict is certain to be the same.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from multiprocessing.connection import Connection, wait
 
 from r1kit import hookimpl
-from r1kit.rewards.answer import extract_answer
+from r1kit.rewards.answer import answer_block, ends_in_open_box
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,8 @@ log = logging.getLogger(__name__)
 class AccuracyOptions:
     """Options of the ``accuracy`` reward (config node ``reward.accuracy``)."""
 
-    #: Seconds one sample's math-verify comparison may take; past it the sample scores 0.0.
+    #: Seconds one sample's math-verify parsing and comparison may take; past it the sample
+    #: scores 0.0.
     #: (Not ``timeout``: that key is the harness's limit on a whole call. A batch takes at most
     #: about samples / workers * sample_timeout, plus ~0.5 s per timed-out sample to restart
     #: its worker; keep ``reward.accuracy.timeout``, if set, above that.)
@@ -64,11 +71,13 @@ def _count(key: str, n: int = 1) -> None:
 def accuracy_reward(completions: list[str], examples: list[dict], **options) -> list[float | None]:
     """1.0 if the completion's final answer equals ``example["answer"]``, else 0.0.
 
-    The answer is taken from the last ``<answer>`` block or the last ``\\boxed{}``
-    (:func:`r1kit.rewards.answer.extract_answer`); no answer scores 0.0, a row without an
-    ``answer`` gives ``None`` (the reward does not apply). The reference answer may be a whole
-    worked solution (MATH's): its final answer is extracted the same way. A comparison that
-    exceeds ``sample_timeout`` seconds scores 0.0, is logged, and is counted in
+    Both sides are read by :func:`answer_text` and math-verify (:func:`answers_equal`). A row
+    without an ``answer`` gives ``None`` (the reward does not apply). No answer scores 0.0, and
+    so does an answer whose last ``\\boxed{`` never closes: the completion was cut off while
+    writing it, and math-verify would take an earlier number or fraction from it instead. The
+    reference answer may be a bare answer (``72``, ``\\frac{1}{2}``) or a whole worked
+    solution ending in ``\\boxed{…}`` (MATH's). A sample whose parsing and comparison exceed
+    ``sample_timeout`` seconds scores 0.0, is logged, and is counted in
     ``COUNTERS["timeouts"]``. Safe to call from any thread.
     """
     opts = AccuracyOptions(**options)
@@ -77,12 +86,11 @@ def accuracy_reward(completions: list[str], examples: list[dict], **options) -> 
     job_samples: list[int] = []
     for i, (completion, example) in enumerate(zip(completions, examples, strict=True)):
         gold = example.get("answer")
-        gold = "" if gold is None else str(gold).strip()
+        gold = "" if gold is None else answer_text(str(gold))
         if not gold:
             continue
-        gold = extract_answer(gold) or gold  # a bare answer has no tags or box: kept as is
-        pred = extract_answer(completion)
-        if pred is None:
+        pred = answer_text(completion)
+        if not pred or ends_in_open_box(pred):
             scores[i] = 0.0
             continue
         verdict = fast_verdict(gold, pred)
@@ -109,57 +117,123 @@ def accuracy_reward(completions: list[str], examples: list[dict], **options) -> 
     return scores
 
 
+def answer_text(text: str) -> str:
+    """The part of ``text`` math-verify reads the answer from: the last ``<answer>`` block's
+    content, or all of ``text`` when it has no block, stripped.
+
+    The last block is the model's final word (earlier ones are drafts inside the reasoning); an
+    empty block is no answer even if the reasoning holds one. Without a block math-verify finds
+    the answer itself (a final ``\\boxed{}``, "the answer is …"), as for MATH-style models and
+    for reference solutions. A cold-start style reference (``<think>…</think><answer>…``) is
+    read like a completion.
+    """
+    block = answer_block(text)
+    return (text if block is None else block).strip()
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparing two answers
 # ---------------------------------------------------------------------------------------------
 
-# ASCII digits only: Decimal reads other scripts' digits, math-verify does not.
-_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?", re.ASCII)
-# math-verify compares numbers at 15 significant digits; below that, unequal integers are
-# unequal to it too, so the fast path may say "no" only there.
-_EXACT_INT_DIGITS = 15
+# ASCII digits only: Decimal reads other scripts' digits, math-verify does not. No "+" sign:
+# math-verify's number pattern has none, so "+5" is read as LaTeX, not by this path. No leading
+# zero after a minus sign ("-07"): math-verify drops leading zeros only without a sign and sympy
+# rejects "-07", so math-verify reads nothing there.
+_PLAIN_NUMBER = re.compile(r"(?:\d+|-(?:0|[1-9]\d*))(?:\.\d+)?", re.ASCII)
+# math-verify compares numbers at 15 significant digits. Within that, equal numbers are equal
+# and unequal integers unequal to it; past it, sympy Floats of different precision can differ
+# ("8169097848.64174" is not "8169097848.641740" to it), so longer numbers are left to it.
+_EXACT_DIGITS = 15
 
 
 def fast_verdict(gold: str, pred: str) -> bool | None:
     """The verdict for two plain decimal numbers, or ``None`` when math-verify must decide.
 
-    Only verdicts math-verify is certain to agree with are given: equal numbers are equal,
-    and distinct integers of up to 15 digits are distinct. Unequal decimals are left to
+    Only verdicts math-verify is certain to agree with are given. A text that is exactly a
+    plain decimal number has no LaTeX delimiter, fraction or operator, so math-verify's only
+    match in it is its number pattern over the whole text, which it turns into
+    ``sympy.Number`` of the same digits (leading zeros dropped): of up to 15 digits, equal
+    numbers are equal to it and distinct integers distinct. Unequal decimals are left to
     math-verify, which rounds (``0.3333333`` equals ``0.33333333`` to it).
     """
     if not (_PLAIN_NUMBER.fullmatch(gold) and _PLAIN_NUMBER.fullmatch(pred)):
         return None
+    if max(_digits(gold), _digits(pred)) > _EXACT_DIGITS:
+        return None
     if Decimal(gold) == Decimal(pred):
         return True
-    if "." in gold or "." in pred or max(len(gold), len(pred)) > _EXACT_INT_DIGITS:
+    if "." in gold or "." in pred:
         return None
     return False
 
 
-def math_verify_equal(gold: str, pred: str) -> bool:
-    """math-verify's verdict on ``pred`` against ``gold``, with its signal timeouts disabled.
+def _digits(number: str) -> int:
+    return sum(char.isdigit() for char in number)
 
-    Has no time limit of its own: call it where a runaway comparison can be killed (the
-    worker processes of this module).
+
+def answers_equal(gold: str, pred: str) -> bool:
+    """math-verify's verdict on two :func:`answer_text` texts, with its signal timeouts off.
+
+    Has no time limit of its own: call it where a runaway parse or comparison can be killed
+    (the worker processes of this module).
     """
-    gold_parsed, pred_parsed = _parse(gold), _parse(pred)
-    if not gold_parsed or not pred_parsed:
-        return False
     from math_verify import verify
 
-    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
+    return bool(verify(_parse_gold(gold), parse_answer(pred), timeout_seconds=None))
 
 
-def _parse(text: str) -> list:
+# A reference answer is compared with every completion sampled for its prompt (a GRPO group),
+# and each worker sees many of them in a row: parse it once per worker.
+@lru_cache(maxsize=256)
+def _parse_gold(gold: str) -> list:
+    return parse_answer(gold)
+
+
+# A math delimiter or a box: the text marks its math itself, math-verify reads it as is.
+# (``\$`` is an escaped dollar sign, a currency symbol, not a delimiter.)
+_DELIMITED = re.compile(r"(?<!\\)\$|\\\(|\\\[|\\boxed")
+# A number, possibly with thousands separators ("1,000", "1 000"): math-verify's number
+# pattern reads these, while as LaTeX "1 000" is the product 1*000.
+_NUMBER = re.compile(r"-?(?:\d{1,3}(?:[ ,]\d{3})+|\d+)(?:\.\d+)?", re.ASCII)
+# Prose: a word of three or more letters that is not a LaTeX command's name or argument
+# (``\sqrt``, ``\begin{pmatrix}``), not inside \text{…}-like groups, and not "and" (which joins
+# solutions inside math: "x = 1 and x = 2"). Shorter runs are variables or units ("2xy",
+# "5 cm") that math-verify's LaTeX reading handles.
+_TEXT_GROUP = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\s*\{[^{}]*\}")
+_WORD = re.compile(r"(?<![\\A-Za-z{])(?!and\b)[A-Za-z]{3,}")
+
+
+def parse_answer(text: str) -> list:
+    """math-verify's reading of an answer text: a list of sympy objects and strings.
+
+    math-verify extracts from running text: LaTeX in delimiters or boxes, else numbers and
+    ``1/2``-style expressions. A bare LaTeX answer (``\\sqrt{2}``, ``3, 5``, ``(1, 2]``,
+    ``x^2+1``), the usual content of an ``<answer>`` block and of datasets' answer fields, has
+    neither, so it is marked as inline math (``$…$``); without that math-verify finds nothing
+    in ``x^2+1`` and reads ``3, 5`` as 5. Inline math rather than a box: math-verify drops the
+    percent sign of ``$10\\%$`` but fails on ``\\boxed{10\\%}`` (the readings are compared in
+    experiments/2026-12-02-accuracy-agreement.md). Delimited text, prose and plain numbers are
+    math-verify's own kind of input and are passed as they are.
+    """
     from math_verify import parse
 
-    if any(delim in text for delim in ("$", "\\(", "\\[", "\\boxed")):
-        return parse(text, parsing_timeout=None)
-    # A bare answer is read as the content of a box: math-verify then takes all of it as one
-    # LaTeX expression ("3, 5" a set, "(1, 2)" an interval) instead of hunting for the last
-    # number in it, and "x^2+1" or "\dfrac12" parse at all. Unbalanced braces break the box, so
-    # fall back to the raw text.
-    return parse("\\boxed{" + text + "}", parsing_timeout=None) or parse(text, parsing_timeout=None)
+    if not (_DELIMITED.search(text) or _NUMBER.fullmatch(text) or _is_prose(text)):
+        text = f"${text}$"
+    return parse(text, _extraction_targets(), parsing_timeout=None)
+
+
+def _is_prose(text: str) -> bool:
+    return _WORD.search(_TEXT_GROUP.sub(" ", text)) is not None
+
+
+@lru_cache(maxsize=1)
+def _extraction_targets() -> tuple:
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    # Boxed first (priority 0): a box is the answer even when a "final answer is" phrase or
+    # other LaTeX follows it. LatexExtractionConfig's default normalization already joins all
+    # boxes of one match (``boxed="all"``) and strips units and percent signs.
+    return (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +272,7 @@ def _worker_main(inbox_fd: int, outbox_fd: int) -> None:
         except EOFError:  # the parent closed the pipe or died
             return
         try:
-            reply = ("ok", math_verify_equal(gold, pred))
+            reply = ("ok", answers_equal(gold, pred))
         except Exception as exc:  # math-verify catches its own errors; this is a real bug
             reply = ("error", f"{type(exc).__name__}: {exc}")
         outbox.send(reply)

@@ -19,8 +19,7 @@ _BOXED = re.compile(r"\\boxed\s*\{")
 def last_boxed(text: str) -> str | None:
     """The content of the last ``\\boxed{…}`` in ``text``, nested braces included.
 
-    A regex cannot match balanced braces, so the braces are counted; an unclosed box (a
-    completion cut off by the length limit) is not an answer.
+    An unclosed box (a completion cut off by the length limit) is not an answer.
 
     >>> last_boxed(r"so \\boxed{1} or rather \\boxed{\\frac{1}{2}}")
     '\\\\frac{1}{2}'
@@ -28,17 +27,52 @@ def last_boxed(text: str) -> str | None:
     True
     """
     for match in reversed(list(_BOXED.finditer(text))):
-        depth, start = 1, match.end()
-        for pos in range(start, len(text)):
-            char = text[pos]
-            if char == "{":
-                depth += 1
-            elif char == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:pos].strip()
+        end = _closing_brace(text, match.end())
+        if end is not None:
+            return text[match.end():end].strip()
         # This box never closes; an earlier one might (e.g. truncated after a correct box).
     return None
+
+
+def ends_in_open_box(text: str) -> bool:
+    """Whether the last ``\\boxed{`` in ``text`` never closes.
+
+    Such a text was cut off while its answer was being written: whatever number came before
+    the cut is not the answer, so rewards treat it as giving none.
+
+    >>> ends_in_open_box(r"\\boxed{1} and \\boxed{\\frac{1}{2")
+    True
+    >>> ends_in_open_box(r"\\boxed{\\frac{1}{2}}")
+    False
+    """
+    boxes = list(_BOXED.finditer(text))
+    return bool(boxes) and _closing_brace(text, boxes[-1].end()) is None
+
+
+def _closing_brace(text: str, start: int) -> int | None:
+    """Position of the ``}`` closing a brace opened just before ``start``, or ``None``.
+
+    A regex cannot match balanced braces, so they are counted.
+    """
+    depth = 1
+    for pos in range(start, len(text)):
+        if text[pos] == "{":
+            depth += 1
+        elif text[pos] == "}":
+            depth -= 1
+            if depth == 0:
+                return pos
+    return None
+
+
+def answer_block(completion: str) -> str | None:
+    """The content of the last ``<answer>…</answer>`` block, or ``None`` when there is none.
+
+    >>> answer_block("<answer>3</answer> no, <answer> 4 </answer>")
+    ' 4 '
+    """
+    blocks = _ANSWER_BLOCK.findall(completion)
+    return blocks[-1] if blocks else None
 
 
 def extract_answer(completion: str) -> str | None:
@@ -54,9 +88,8 @@ def extract_answer(completion: str) -> str | None:
     >>> extract_answer(r"so the result is \\boxed{4}")
     '4'
     """
-    blocks = _ANSWER_BLOCK.findall(completion)
-    if blocks:
-        answer = blocks[-1]
+    answer = answer_block(completion)
+    if answer is not None:
         boxed = last_boxed(answer)
         answer = boxed if boxed is not None else answer.strip()
     else:
