@@ -3,7 +3,9 @@
 import hydra
 from omegaconf import DictConfig
 
-from r1kit.cli import CONF_DIR, guarded, prepare
+import sys
+
+from r1kit.cli import CONF_DIR, check_group_choices, follow_hydra_run_dir, guarded, prepare
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base=None)
@@ -12,6 +14,7 @@ def _run(cfg: DictConfig):
     from r1kit.config.validate import validate
     from r1kit.pluginmanager import get_registry
 
+    follow_hydra_run_dir(cfg)
     validate(cfg, get_registry())  # before any model or data loads
     from r1kit.pipeline.runner import run_pipeline  # heavy imports only after validation
 
@@ -20,6 +23,9 @@ def _run(cfg: DictConfig):
 
 def main() -> None:
     prepare()
+    from r1kit.pluginmanager import get_registry
+
+    check_group_choices(sys.argv[1:], get_registry())
     _run()
 
 

@@ -71,7 +71,27 @@ def create_plugin_manager(*, autoload: bool | None = None, blocked: list[str] | 
         name, module = plugin if isinstance(plugin, tuple) else (plugin.__name__, plugin)
         if not pm.is_blocked(name):
             pm.register(module, name=name)
+    _check_hook_names(pm)
     return pm
+
+
+def _check_hook_names(pm: pluggy.PluginManager) -> None:
+    """A hook implementation whose name matches no spec (``r1kit_register_reward``) would
+    never be called; fail at load, naming the plugin and the nearest spec."""
+    from r1kit.registry import PluginError, nearest
+
+    specs = [name for name in dir(hookspecs) if name.startswith("r1kit_")]
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as err:
+        plugin = pm.get_name(err.plugin) or repr(err.plugin)
+        bad = [name for name in dir(err.plugin)
+               if name.startswith("r1kit_") and name not in specs
+               and getattr(getattr(err.plugin, name), "r1kit_impl", None) is not None]
+        hint = "".join(f"; '{name}' is no r1kit hook (did you mean '{nearest(name, specs)}'?)"
+                       if nearest(name, specs) else f"; '{name}' is no r1kit hook"
+                       for name in bad)
+        raise PluginError(f"plugin {plugin}: {err}{hint}") from None
 
 
 def _provider(pm: pluggy.PluginManager, plugin: object) -> str:

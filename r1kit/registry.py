@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -63,7 +64,9 @@ class Registry:
         if name not in entries:
             valid = ", ".join(f"{e.name} ({e.provider})" for e in sorted(
                 entries.values(), key=lambda e: e.name)) or "none"
-            raise UnknownPluginError(f"unknown {kind} '{name}'; registered {kind}s: {valid}")
+            hint = nearest(name, entries)
+            hint = f" (did you mean '{hint}'?)" if hint else ""
+            raise UnknownPluginError(f"unknown {kind} '{name}'{hint}; registered {kind}s: {valid}")
         return entries[name]
 
     def names(self, kind: str) -> list[str]:
@@ -72,3 +75,9 @@ class Registry:
     def entries(self, kind: str | None = None) -> list[Entry]:
         kinds = KINDS if kind is None else (kind,)
         return [e for k in kinds for _, e in sorted(self._entries[k].items())]
+
+
+def nearest(name: str, names) -> str | None:
+    """The registered name closest to a misspelled ``name``, if any is close."""
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -3,6 +3,10 @@
 Scores existing completions (each row holds ``completion`` plus the dataset fields) with the
 same reward plugins and harness the trainer uses, and writes every row back with ``rewards``
 (name -> value) and ``reward`` (the weighted total).
+
+Rewards judge a completion in the context of the prompt the model saw: a row's
+``rendered_prompt``, else its ``prompt`` rendered with ``template=...`` or with the template of
+a data preset (``+data=math``), else its ``prompt`` as it is.
 """
 
 from __future__ import annotations
@@ -10,16 +14,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from r1kit.cli import CONF_DIR, guarded, prepare
+from r1kit.cli import CONF_DIR, check_group_choices, guarded, prepare
 from r1kit.config.schema import ConfigError
 from r1kit.config.validate import _check_plugin_node
 from r1kit.data.jsonl import read_jsonl
+from r1kit.data.loading import render_prompt
+
+
+def in_context(rows: list[dict], template: str | None) -> list[dict]:
+    """``rows`` as rewards receive them: each with the ``rendered_prompt`` the model saw."""
+    if template is None:
+        return rows
+    return [row if "rendered_prompt" in row
+            else {**row, "rendered_prompt": render_prompt(row, template)} for row in rows]
 
 
 @dataclass
@@ -29,6 +42,10 @@ class ScoreConfig:
     reward: Any = field(default_factory=dict)
     #: rows scored per harness call (bounds memory; each call runs the rewards concurrently)
     chunk_size: int = 256
+    #: prompt template the completions were sampled with (a format string over the row)
+    template: Optional[str] = None
+    #: a data preset (``+data=math``), whose ``template`` is used when ``template`` is unset
+    data: Any = None
 
 
 ConfigStore.instance().store(name="r1kit_score_schema", node=ScoreConfig)
@@ -43,6 +60,8 @@ def score_file(cfg: DictConfig, registry) -> int:
     for name, node in cfg.reward.items():
         _check_plugin_node("reward", name, dict(node or {}), registry, f"reward.{name}")
     rows = read_jsonl(cfg.input, required=("completion",))
+    template = cfg.template if cfg.template is not None else (
+        cfg.data.template if cfg.data is not None else None)
     specs = reward_specs(cfg.reward, registry)
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +69,8 @@ def score_file(cfg: DictConfig, registry) -> int:
     with tmp.open("w", encoding="utf-8") as handle:
         for start in range(0, len(rows), cfg.chunk_size):
             chunk = rows[start:start + cfg.chunk_size]
-            scores = compute_rewards(specs, [r["completion"] for r in chunk], chunk)
+            scores = compute_rewards(specs, [r["completion"] for r in chunk],
+                                     in_context(chunk, template))
             for i, row in enumerate(chunk):
                 row = dict(row)
                 row["rewards"] = {name: values[i] for name, values in scores.parts.items()}
@@ -70,7 +90,12 @@ def _run(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    import sys
+
+    from r1kit.pluginmanager import get_registry
+
     prepare()
+    check_group_choices(sys.argv[1:], get_registry())
     _run()
 
 

@@ -215,7 +215,7 @@ def test_unknown_name_lists_valid_names_and_providers(make_dist):
     with pytest.raises(UnknownPluginError) as err:
         registry.get("reward", "shuot")
     message = str(err.value)
-    assert message.startswith("unknown reward 'shuot'; registered rewards: ")
+    assert message.startswith("unknown reward 'shuot' (did you mean 'shout'?); registered rewards: ")
     assert f"shout ({DEMO})" in message and f"accuracy ({R1KIT})" in message
     assert isinstance(err.value, KeyError)  # callers may treat it as a failed lookup
     with pytest.raises(UnknownPluginError, match=r"unknown sampler 'nope'.*hf \(r1kit "):

@@ -77,6 +77,10 @@ class AlgoConfig:
     aggregation: str = "grpo"  # grpo | token_mean (DAPO) | constant (Dr. GRPO)
     micro_batch_size: int = 16  # completions per forward/backward pass
     max_refill_rounds: int = 2  # extra sampling rounds when filters drop whole groups
+    #: Steps in a row that may end with no group left after the filters (and their refills)
+    #: before the run stops with an error: such steps make no optimizer step, so without this
+    #: limit a run on prompts the model never (or always) solves would never reach max_steps.
+    max_skipped_steps: int = 20
     # With β = 0, skip the forward/backward of groups whose advantages are all 0: their loss
     # and gradient are exactly 0 (same update, less work); per-token statistics (entropy, clip
     # fractions) then describe the computed groups only.
@@ -93,6 +97,7 @@ class AlgoConfig:
         _check(self.iterations >= 1, "algo.iterations", f"must be >= 1, got {self.iterations}")
         _check(self.micro_batch_size >= 1, "algo.micro_batch_size", "must be >= 1")
         _check(self.max_refill_rounds >= 0, "algo.max_refill_rounds", "must be >= 0")
+        _check(self.max_skipped_steps >= 1, "algo.max_skipped_steps", "must be >= 1")
 
 
 @dataclass

@@ -38,6 +38,10 @@ def _typed(cls, values: dict, key: str):
     except OmegaConfBaseException as err:
         bad = f"{key}.{err.full_key}" if getattr(err, "full_key", None) else key
         raise ConfigError(f"{bad}: {err.msg if hasattr(err, 'msg') else err}") from None
+    except (ValueError, TypeError) as err:
+        # a plugin's own check in its options' __post_init__: usually names its key already
+        message = str(err)
+        raise ConfigError(message if message.startswith(key) else f"{key}: {message}") from None
 
 
 def _check_plugin_node(group: str, name: str, node: dict, registry: Registry, key: str) -> None:
@@ -56,6 +60,41 @@ def _check_plugin_node(group: str, name: str, node: dict, registry: Registry, ke
         _typed(common, {k: v for k, v in node.items() if k in common_keys}, key)
     if entry.schema is not None:
         _typed(entry.schema, {k: v for k, v in node.items() if k in own_keys}, key)
+
+
+def _check_selected(group: str, name: str, node: dict, registry: Registry, key: str) -> None:
+    """A multi-select node that lacks fields its plugin's config node always has was not made
+    by selecting the plugin: it holds options for a plugin the selection left out (an
+    experiment's ``reward.format.*`` after ``reward=[accuracy]``)."""
+    kind = PLUGIN_GROUPS[group][0]
+    missing = set(option_defaults(group, registry.get(kind, name))) - set(node)
+    if missing:
+        raise ConfigError(f"{key}: options are set for {group} '{name}', which is not selected; "
+                          f"add it ({group}=[...,{name}]) or drop its options")
+
+
+class _BlankFields(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _check_response_template(cfg: DictConfig) -> None:
+    """The format reward can only be earned if the prompt leaves the response open at a point
+    a completion can continue from (``...Assistant: <think>`` can; ``...<answer>`` cannot)."""
+    from r1kit.data.response import opened_response, satisfiable
+
+    if "format" not in (cfg.reward or {}):
+        return
+    template = cfg.data.template
+    try:
+        prompt = template.format_map(_BlankFields())
+    except (ValueError, IndexError, AttributeError) as err:
+        raise ConfigError(f"data.template: not a format string over the row's fields ({err})")
+    opened = opened_response(prompt)
+    if opened and not satisfiable(opened):
+        raise ConfigError(f"data.template: the prompt ends inside the response ({opened!r}) "
+                          "where no completion can make <think>…</think><answer>…</answer>, so "
+                          "the format reward could never be earned")
 
 
 def _check_trainer(trainer: dict) -> None:
@@ -94,11 +133,13 @@ def validate_stage(cfg: DictConfig, registry: Registry, prefix: str = "") -> Non
             if named:
                 for name, options in node.items():
                     _check_plugin_node(group, name, options or {}, registry, f"{group}.{name}")
+                    _check_selected(group, name, options or {}, registry, f"{group}.{name}")
             else:
                 if "name" not in node:
                     raise ConfigError(f"{group}: no {group} selected (use {group}=<name>)")
                 _check_plugin_node(group, node["name"], node, registry, group)
         _check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
+        _check_response_template(cfg)
         mix = OmegaConf.to_container(cfg.rejection, resolve=True)["mix"]
         if mix is not None:
             if not isinstance(mix, dict) or "name" not in mix:

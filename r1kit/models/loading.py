@@ -45,6 +45,15 @@ def load_model(source: str, model_cfg: DictConfig, *, trainable: bool = True):
     return model
 
 
+def visible_prompt(tokenizer, text: str, model_cfg: DictConfig) -> str:
+    """The prompt as the model sees it: ``text``, inside the chat template when one is used
+    (a chat template may open the response itself, e.g. with ``<think>``)."""
+    if model_cfg.use_chat_template:
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}],
+                                             add_generation_prompt=True, tokenize=False)
+    return text
+
+
 def encode_prompt(tokenizer, text: str, model_cfg: DictConfig) -> list[int]:
     if model_cfg.use_chat_template:
         return tokenizer.apply_chat_template([{"role": "user", "content": text}],

@@ -3,6 +3,12 @@
 Every printable ASCII character is one token, and the R1 tags (``<think>``, ``</think>``,
 ``<answer>``, ``</answer>``) are single tokens so the format is cheap to learn. Attention
 head_dim stays at 32 because vLLM's CPU attention kernels reject 16.
+
+The tokenizer is a byte-level BPE with no merges, built exactly as transformers' own
+``Qwen2Tokenizer`` builds one from a vocabulary: ``AutoTokenizer`` loads any directory whose
+``config.json`` says ``qwen2`` as a ``Qwen2Tokenizer``, rebuilding the normaliser, pre-tokeniser
+and decoder from the vocabulary alone. A plain character-level tokenizer saved there came back
+without its whitespace ("We add 3" -> "Weadd3"); this one comes back as it was saved.
 """
 
 from __future__ import annotations
@@ -15,21 +21,43 @@ import tempfile
 from pathlib import Path
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 CHARS = [c for c in string.printable if c not in "\x0b\x0c\r"]
 
 
+def _byte_to_unicode() -> dict[int, str]:
+    """The byte-level alphabet (GPT-2's): printable bytes stand for themselves, the others
+    (space, newline, tab, ...) are shifted to printable code points (space -> "Ġ")."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    shifted = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable},
+            **{b: chr(256 + n) for n, b in enumerate(shifted)}}
+
+
 def build_tokenizer() -> PreTrainedTokenizerFast:
-    vocab = {tok: i for i, tok in enumerate([PAD, EOS, UNK, *TAGS, *CHARS])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    # one token per character; the tags are added tokens, matched before this split runs
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    tok.add_tokens(list(TAGS))
+    """One token per printable ASCII character (ids in ``CHARS`` order, after the special
+    tokens and tags); other characters have no token and are dropped, as a byte-level BPE
+    without an unknown token drops them."""
+    alphabet = _byte_to_unicode()
+    tokens = [PAD, EOS, UNK, *TAGS, *(alphabet[ord(c)] for c in CHARS)]
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    # what Qwen2Tokenizer.__init__ builds, so loading it back through AutoTokenizer changes
+    # nothing; with no merges, every byte stays a token of its own
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], continuing_subword_prefix="",
+                               end_of_word_suffix="", fuse_unk=False, byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([PAD, EOS, UNK])
+    tok.add_tokens(list(TAGS))  # matched before the pre-tokeniser splits, so one token each
     # prompts are padded on the left so generation continues right after each prompt
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS,
                                    unk_token=UNK, padding_side="left")

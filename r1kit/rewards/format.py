@@ -3,27 +3,15 @@
 The template is ``<think>…</think><answer>…</answer>``.
 
 Only the structure is judged; whether the answer is right is ``accuracy``'s business, and an
-empty block is still a block.
+empty block is still a block. The completion is judged in context: when the prompt the model saw
+already opened the response (the R1-Zero template ends with ``<think>``), that opening counts
+(:func:`r1kit.data.response.opened_response`), so no flag has to say so.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from r1kit import hookimpl
-
-_TAG = re.compile(r"</?(?:think|answer)>")
-_TEMPLATE = ["<think>", "</think>", "<answer>", "</answer>"]
-
-
-@dataclass
-class FormatOptions:
-    """Options of the ``format`` reward (config node ``reward.format``)."""
-
-    #: The prompt template already ends with ``<think>`` (the R1-Zero template does), so the
-    #: completion starts inside the reasoning and must not open it again.
-    prompt_ends_with_think: bool = False
+from r1kit.data.response import TAG, TAGS, full_response
 
 
 def is_well_formed(completion: str) -> bool:
@@ -35,10 +23,10 @@ def is_well_formed(completion: str) -> bool:
     >>> is_well_formed("<think>2+2=4</think><answer>4</answer> Hope this helps!")
     False
     """
-    tags = list(_TAG.finditer(completion))
+    tags = list(TAG.finditer(completion))
     # Requiring exactly these four tags in this order rules out nesting and repetition, so
     # what is left to check is the text outside the blocks.
-    if [tag.group() for tag in tags] != _TEMPLATE:
+    if [tag.group() for tag in tags] != list(TAGS):
         return False
     think_open, think_close, answer_open, answer_close = tags
     outside = (completion[:think_open.start()],
@@ -47,23 +35,24 @@ def is_well_formed(completion: str) -> bool:
     return all(not text.strip() for text in outside)
 
 
-def format_reward(completions: list[str], examples: list[dict], **options) -> list[float | None]:
-    """1.0 for each completion that :func:`is_well_formed` accepts, else 0.0.
+def format_reward(completions: list[str], examples: list[dict]) -> list[float | None]:
+    """1.0 for each completion whose whole response (what the prompt opened, then the
+    completion) :func:`is_well_formed` accepts, else 0.0.
 
-    A completion is judged as if it began with ``<think>`` when ``prompt_ends_with_think`` is
-    set, or when its example's ``prompt`` (if the dataset stores the rendered prompt) ends
-    with ``<think>``.
+    The prompt is the one the model saw, ``rendered_prompt`` (the trainer, the rejection
+    sampler and ``r1kit.score`` set it), else the row's ``prompt`` (completions scored by
+    ``r1kit.score`` often carry the full prompt there).
     """
-    opts = FormatOptions(**options)
-    scores: list[float | None] = []
-    for completion, example in zip(completions, examples, strict=True):
-        prompt = example.get("prompt")
-        opened = opts.prompt_ends_with_think or (
-            isinstance(prompt, str) and prompt.rstrip().endswith("<think>"))
-        scores.append(1.0 if is_well_formed("<think>" * opened + completion) else 0.0)
-    return scores
+    return [1.0 if is_well_formed(full_response(rendered_prompt(example), completion)) else 0.0
+            for completion, example in zip(completions, examples, strict=True)]
+
+
+def rendered_prompt(example: dict) -> str:
+    """The prompt text the model was given for ``example`` (``""`` when unknown)."""
+    prompt = example.get("rendered_prompt", example.get("prompt"))
+    return prompt if isinstance(prompt, str) else ""
 
 
 @hookimpl
 def r1kit_register_rewards(register):
-    register("format", format_reward, schema=FormatOptions)
+    register("format", format_reward)

@@ -6,8 +6,10 @@ there with ``reward.reward_model.applies_to=[general]``.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -22,7 +24,16 @@ class RewardModelOptions:
     #: affine map of the model's score: reward = scale * logit + shift
     scale: float = 1.0
     shift: float = 0.0
-    device: str = "cpu"
+    #: null: this process's own device (its rank's GPU under DDP, else the CPU)
+    device: Optional[str] = None
+
+
+def rank_device() -> str:
+    """This process's accelerator: the GPU of its local rank (launchers set ``LOCAL_RANK``;
+    the modulo covers launchers that show each process only its own GPUs), else the CPU."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
 
 
 _lock = threading.Lock()  # rewards run in threads; one model instance, one forward at a time
@@ -43,9 +54,12 @@ def _load(path: str, device: str):
 
 
 def reward_model(completions, examples, *, path, batch_size=16, max_length=1024, scale=1.0,
-                 shift=0.0, device="cpu"):
+                 shift=0.0, device=None):
+    """``scale * logit + shift`` of the classifier at ``path`` on prompt + completion."""
+    device = device or rank_device()
     model, tokenizer = _load(path, device)
-    texts = [row["prompt"] + completion for row, completion in zip(examples, completions)]
+    texts = [_conversation(tokenizer, row["prompt"], completion)
+             for row, completion in zip(examples, completions)]
     scores = []
     with _lock, torch.no_grad():
         for start in range(0, len(texts), batch_size):
@@ -54,6 +68,17 @@ def reward_model(completions, examples, *, path, batch_size=16, max_length=1024,
             logits = model(**batch).logits[:, 0].float()
             scores += (logits * scale + shift).tolist()
     return scores
+
+
+def _conversation(tokenizer, prompt: str, completion: str) -> str:
+    """The text the reward model reads: its own chat template over (user prompt, assistant
+    completion) when it has one, as reward models such as Skywork's are trained; else the
+    plain concatenation."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}],
+            tokenize=False)
+    return prompt + completion
 
 
 @hookimpl

@@ -11,8 +11,10 @@ class SampleWriter:
     def __init__(self, path: Path, every: int):
         self.path, self.every = path, every
 
-    def due(self, step: int) -> bool:
-        return self.every > 0 and step % self.every == 0
+    def due(self, step: int, *, last: bool = False) -> bool:
+        """Every ``every`` steps, and at the first and the last step, so that even a short
+        smoke run shows what the model writes (0 writes nothing)."""
+        return self.every > 0 and (step % self.every == 0 or step == 1 or last)
 
     def write(self, step: int, rollout, advantages) -> None:
         with self.path.open("a", encoding="utf-8") as handle:

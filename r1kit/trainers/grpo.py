@@ -22,10 +22,31 @@ from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.loss import policy_loss
 from r1kit.algo.microbatch import AGGREGATION_UNITS, group_chunks, learning_rows, share
 from r1kit.models.attention import auto_attention
+from r1kit.run.errors import RunStopped
 from r1kit.samplers.mismatch import importance_weights, logprob_mismatch, sampler_logprob_tensor
 from r1kit.trainers.common import (OptimizerMixin, PromptStreamMixin, gather_objects,
                                    log_step_metrics, nanmean, no_sync_context, reduce_metrics,
                                    sum_over_ranks)
+
+
+class NothingToLearnError(RunStopped):
+    """Too many steps in a row ended with every group filtered out."""
+
+
+def nothing_to_learn_message(steps: int, stats: dict, filters: list[str]) -> str:
+    """Why a run stopped after ``steps`` steps in a row without a group left, and what to
+    check: the filters named, and the usual cause (equal rewards in every group)."""
+    sampled = int(stats.get("rollout/sampled_groups", 0))
+    rounds = int(stats.get("rollout/refill_rounds", 0)) + 1
+    return (f"{steps} training steps in a row had no group left to learn from: the filters "
+            f"({', '.join(filters) or 'none'}) dropped all {sampled} groups sampled in "
+            f"{rounds} round(s) of the last step. With zero_variance (DAPO dynamic sampling) "
+            "this means every completion of every prompt got the same reward: the model never "
+            "(or always) solves these prompts. Check that the reward can be earned (look at "
+            "samples.jsonl and reward/* in metrics.csv: is the answer extracted, is the format "
+            "reachable from the prompt template?), the prompts' difficulty, "
+            "sampler.temperature and sampler.max_new_tokens; algo.max_refill_rounds samples "
+            "more per step, algo.max_skipped_steps sets this limit")
 
 
 def microbatch_loss(policy, batch: dict, rows, algo, *, temperature: float,
@@ -145,6 +166,7 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         self.batch_size = cfg.data.batch_size
         self.attention = cfg.model.attn_implementation
         self.evaluator, self.sample_writer, self.hooks = evaluator, sample_writer, hooks
+        self._skipped_in_a_row = 0  # steps that ended with nothing to learn (not checkpointed)
         if self.algo.iterations > 1 and hasattr(collector.sampler, "report_logprobs"):
             collector.sampler.report_logprobs = True  # π_old without a forward pass
 
@@ -159,7 +181,12 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         # otherwise a rank whose groups were all filtered out joins the update with nothing.
         if self.trainer.strategy.reduce_boolean_decision(rollout is None, all=True):
             log_step_metrics(self, reduce_metrics({**stats, "train/skipped": 1.0}), {})
+            self._skipped_in_a_row += 1  # every rank alike: the decision above is shared
+            if self._skipped_in_a_row >= self.algo.max_skipped_steps:
+                raise NothingToLearnError(nothing_to_learn_message(
+                    self._skipped_in_a_row, stats, [f.name for f in self.collector.filters]))
             return None
+        self._skipped_in_a_row = 0
         advantages = None
         if rollout is not None:
             advantages = self.advantage_fn(rollout.rewards, rollout.group_ids,
@@ -293,7 +320,8 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
             self.hooks.r1kit_on_train_step_end(metrics=metrics, step=step)
         log_step_metrics(self, metrics, {"reward": metrics["reward/mean"]}
                          if "reward/mean" in metrics else {})
-        if self.sample_writer is not None and self.sample_writer.due(step):
+        last = self.trainer.max_steps is not None and step >= self.trainer.max_steps
+        if self.sample_writer is not None and self.sample_writer.due(step, last=last):
             self._write_samples(step, rollout, advantages)
 
     def _write_samples(self, step, rollout, advantages) -> None:

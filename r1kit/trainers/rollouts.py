@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from r1kit.data.loading import render_prompt
-from r1kit.models.loading import encode_prompt
+from r1kit.models.loading import encode_prompt, visible_prompt
 from r1kit.rewards.harness import RewardSpec, start_rewards
 from r1kit.rollout import Rollout
 
@@ -17,6 +17,13 @@ class FilterStep:
     name: str
     fn: object
     options: dict
+
+
+def reward_rows(rollout: Rollout) -> list[dict]:
+    """The rows handed to rewards: each dataset row with ``rendered_prompt``, the prompt as the
+    model saw it, so a reward judges the completion in context (see ``r1kit.data.response``)."""
+    return [{**row, "rendered_prompt": prompt}
+            for row, prompt in zip(rollout.examples, rollout.prompts, strict=True)]
 
 
 class RolloutCollector:
@@ -33,8 +40,9 @@ class RolloutCollector:
         """``num_samples`` scored completions per row (no filters). ``while_scoring(rollout)``
         runs while the rewards are computed (in their own threads): work that needs the
         completions but not their scores, such as the reference model's log-probs."""
-        prompts = [render_prompt(row, self.template) for row in rows]
-        prompt_ids = [encode_prompt(self.tokenizer, p, self.model_cfg) for p in prompts]
+        rendered = [render_prompt(row, self.template) for row in rows]
+        prompt_ids = [encode_prompt(self.tokenizer, p, self.model_cfg) for p in rendered]
+        prompts = [visible_prompt(self.tokenizer, p, self.model_cfg) for p in rendered]
         generation = self.sampler.generate(prompt_ids, num_samples, greedy=greedy)
         ids = generation.completion_ids
         texts = self.tokenizer.batch_decode(ids, skip_special_tokens=False)
@@ -48,7 +56,7 @@ class RolloutCollector:
             truncated=torch.tensor(generation.truncated, dtype=torch.bool),
             sampler_logprobs=generation.logprobs,
             sampler_logprobs_exact=generation.logprobs_exact)
-        pending = start_rewards(self.rewards, rollout.completions, rollout.examples)
+        pending = start_rewards(self.rewards, rollout.completions, reward_rows(rollout))
         if while_scoring is not None:
             while_scoring(rollout)
         return self._scored(rollout, pending.result())

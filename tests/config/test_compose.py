@@ -66,10 +66,10 @@ def test_every_dataset_option_composes():
 
 def test_reward_weight_and_options_from_the_command_line():
     cfg = compose_config(["reward=[accuracy,format]", "reward.accuracy.weight=2.5",
-                          "reward.format.prompt_ends_with_think=true"], run_dir="/tmp/x")
+                          "reward.accuracy.sample_timeout=2"], run_dir="/tmp/x")
     validate(cfg, get_registry())
     assert cfg.reward.accuracy.weight == 2.5
-    assert cfg.reward.format.prompt_ends_with_think is True
+    assert cfg.reward.accuracy.sample_timeout == 2
 
 
 def test_sweep_knobs_exist_with_the_documented_names():

@@ -37,16 +37,36 @@ def test_malformed(completion):
     assert format_reward([completion], [{}]) == [0.0]
 
 
-def test_prompt_ending_with_think_opens_the_block():
+R1_ZERO = ("A conversation between User and Assistant. ... The reasoning process and answer are "
+           "enclosed within <think> </think> and <answer> </answer> tags, respectively, i.e., "
+           "<think> reasoning process here </think> <answer> answer here </answer>. "
+           "User: 2+2?. Assistant: <think>")
+
+
+def test_the_rendered_prompt_that_opened_the_block_counts():
     completion = "2+2 is 4</think>\n<answer>4</answer>"
+    assert format_reward([completion], [{"rendered_prompt": R1_ZERO}]) == [1.0]
+    assert format_reward([completion], [{"rendered_prompt": "2+2?"}]) == [0.0]
     assert format_reward([completion], [{}]) == [0.0]
-    assert format_reward([completion], [{}], prompt_ends_with_think=True) == [1.0]
     # The prompt opened the block, so opening it again makes two.
-    assert format_reward(["<think>a</think><answer>4</answer>"], [{}],
-                         prompt_ends_with_think=True) == [0.0]
+    assert format_reward(["<think>a</think><answer>4</answer>"],
+                         [{"rendered_prompt": R1_ZERO}]) == [0.0]
 
 
-def test_a_rendered_prompt_ending_with_think_opens_the_block():
+def test_tags_in_the_instructions_do_not_open_the_response():
+    instructions = "Use <think> </think> then <answer> </answer>. User: 2+2? Assistant:"
+    assert format_reward(["<think>a</think><answer>4</answer>"],
+                         [{"rendered_prompt": instructions}]) == [1.0]
+
+
+def test_a_prompt_that_wrote_an_empty_think_block_wants_only_the_answer():
+    qwen3_no_think = "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    assert format_reward(["<answer>4</answer>"], [{"rendered_prompt": qwen3_no_think}]) == [1.0]
+    assert format_reward(["<think>x</think><answer>4</answer>"],
+                         [{"rendered_prompt": qwen3_no_think}]) == [0.0]
+
+
+def test_without_a_rendered_prompt_the_rows_prompt_is_the_context():
     completion = "2+2 is 4</think>\n<answer>4</answer>"
     assert format_reward([completion], [{"prompt": "User: 2+2? Assistant: <think>\n"}]) == [1.0]
     assert format_reward([completion], [{"prompt": "2+2?"}]) == [0.0]
@@ -57,9 +77,9 @@ def test_scores_each_completion():
     assert format_reward([good, bad, good], [{}] * 3) == [1.0, 0.0, 1.0]
 
 
-def test_unknown_option_is_an_error():
+def test_an_option_is_an_error():
     with pytest.raises(TypeError):
-        format_reward(["x"], [{}], prompt_ends_with_thinking=True)
+        format_reward(["x"], [{}], prompt_ends_with_think=True)
 
 
 def test_docstring_examples_hold():

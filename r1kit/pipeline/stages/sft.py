@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from r1kit.data.loading import render_prompt
+from r1kit.data.response import completion_target
 from r1kit.data.stream import PromptStream
 from r1kit.evaluation import Evaluator
-from r1kit.models.loading import encode_prompt
+from r1kit.models.loading import encode_prompt, visible_prompt
 from r1kit.pipeline.components import build_parts
 from r1kit.run.trainer import build_trainer, resume_checkpoint
 from r1kit.trainers.common import reduce_metrics
@@ -21,8 +22,12 @@ def run(cfg, ctx) -> dict:
     tokenizer, eos = parts.tokenizer, parts.tokenizer.eos_token_id
 
     def encode(row):
-        prompt = encode_prompt(tokenizer, render_prompt(row, cfg.data.template), cfg.model)
-        completion = tokenizer(row["solution"], add_special_tokens=False)["input_ids"] + [eos]
+        text = render_prompt(row, cfg.data.template)
+        prompt = encode_prompt(tokenizer, text, cfg.model)
+        # a solution is a whole response; the part the prompt already wrote (the template's
+        # trailing <think>) is not trained on twice
+        target = completion_target(visible_prompt(tokenizer, text, cfg.model), row["solution"])
+        completion = tokenizer(target, add_special_tokens=False)["input_ids"] + [eos]
         return prompt, completion
 
     trainer = build_trainer(cfg, ctx.stage_dir, ctx.callbacks(cfg))
