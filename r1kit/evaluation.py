@@ -1,4 +1,9 @@
-"""Held-out evaluation: greedy accuracy, avg@k (pass@1 averaged over k samples) and maj@k."""
+"""Held-out evaluation: greedy accuracy, avg@k (pass@1 averaged over k samples) and maj@k.
+
+Every metric is a mean, kept as a sum and a count until the end, so that ranks evaluating
+their own rows can add their sums and counts (``reduce``) and get exactly the metrics of one
+process evaluating all the rows.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +12,66 @@ from collections import Counter
 import torch
 
 from r1kit.rewards.answer import extract_answer
-from r1kit.trainers.common import nanmean
+
+
+def _finite_sum(values: torch.Tensor) -> tuple[float, int]:
+    """Sum and count of the finite values: a reward that does not apply (NaN) is left out of
+    its mean, as ``nanmean`` does."""
+    finite = values[~torch.isnan(values)].double()
+    return float(finite.sum()), finite.numel()
 
 
 class Evaluator:
-    def __init__(self, collector, rows: list[dict], *, every: int, k: int):
-        self.collector, self.rows, self.every, self.k = collector, rows, every, k
+    """``reduce(tensor) -> tensor``: the element-wise sum over ranks (``Ranks.sum``, say), when
+    each rank holds its own ``rows``; every rank must then call :meth:`run`, rows or none. Left
+    out, the metrics are those of this process's rows."""
 
-    def due(self, step: int) -> bool:
-        return bool(self.rows) and self.every > 0 and step % self.every == 0
+    def __init__(self, collector, rows: list[dict], *, every: int, k: int, reduce=None):
+        self.collector, self.rows, self.every, self.k = collector, rows, every, k
+        self.reduce = reduce
+
+    def metric_names(self) -> list[str]:
+        """The same on every rank (from the config, not from the rows a rank holds)."""
+        rewards = [spec.name for spec in self.collector.rewards]
+        names = ["val/reward", *(f"val/{name}" for name in rewards)]
+        if self.k > 1 and "accuracy" in rewards:
+            names += [f"val/avg@{self.k}", f"val/maj@{self.k}"]
+        return names
 
     def run(self, step: int | None = None) -> dict:
-        if not self.rows:
+        names = self.metric_names()
+        totals = self._sums(names)
+        if self.reduce is not None:
+            totals = self.reduce(totals)
+        sums, counts = totals.unbind(1)
+        if not counts[0]:  # no rows at all (on any rank)
             return {}
-        greedy = self.collector.sample(self.rows, 1, greedy=True)
-        metrics = {"val/reward": float(greedy.rewards.mean())}
-        for name, values in greedy.reward_parts.items():
-            metrics[f"val/{name}"] = nanmean(values)
-        if self.k > 1 and "accuracy" in greedy.reward_parts:
-            sampled = self.collector.sample(self.rows, self.k)
-            correct = sampled.reward_parts["accuracy"].view(len(self.rows), self.k)
-            metrics[f"val/avg@{self.k}"] = nanmean(correct.flatten())
-            metrics[f"val/maj@{self.k}"] = _majority_accuracy(sampled, self.rows, self.k)
-        return metrics
+        return {name: float(s / c) if c else float("nan")
+                for name, s, c in zip(names, sums.tolist(), counts.tolist())}
+
+    def _sums(self, names: list[str]) -> torch.Tensor:
+        """(len(names), 2) float64: each metric's sum and count over this process's rows."""
+        out = dict.fromkeys(names, (0.0, 0))
+        if self.rows:
+            greedy = self.collector.sample(self.rows, 1, greedy=True)
+            # a plain mean, as before: a NaN total reward shows up rather than being dropped
+            out["val/reward"] = (float(greedy.rewards.double().sum()), len(greedy.rewards))
+            for name, values in greedy.reward_parts.items():
+                out[f"val/{name}"] = _finite_sum(values)
+            if f"val/maj@{self.k}" in out:
+                sampled = self.collector.sample(self.rows, self.k)
+                out[f"val/avg@{self.k}"] = _finite_sum(sampled.reward_parts["accuracy"])
+                solved = _majority_solved(sampled, len(self.rows), self.k)
+                out[f"val/maj@{self.k}"] = (sum(solved), len(solved))
+        return torch.tensor([out[name] for name in names], dtype=torch.float64)
 
 
-def _majority_accuracy(rollout, rows, k) -> float:
-    """A prompt counts as solved when its most common extracted answer is a correct one."""
-    correct = rollout.reward_parts["accuracy"].view(len(rows), k)
+def _majority_solved(rollout, num_rows: int, k: int) -> list[float]:
+    """Per row: 1 when its most common extracted answer is a correct one (its best sample with
+    that answer, for a partly-correct accuracy), else 0."""
+    correct = rollout.reward_parts["accuracy"].view(num_rows, k)
     solved = []
-    for i in range(len(rows)):
+    for i in range(num_rows):
         answers = [extract_answer(rollout.completions[i * k + j]) for j in range(k)]
         votes = Counter(a for a in answers if a is not None)
         if not votes:
@@ -44,4 +79,4 @@ def _majority_accuracy(rollout, rows, k) -> float:
             continue
         winner = votes.most_common(1)[0][0]
         solved.append(max(float(correct[i, j]) for j in range(k) if answers[j] == winner))
-    return float(torch.tensor(solved).mean())
+    return solved

@@ -30,12 +30,19 @@ def test_writes_shards_filters_and_resumes(tmp_path):
         per_prompt[row["prompt"]] = per_prompt.get(row["prompt"], 0) + 1
     assert max(per_prompt.values()) <= 2  # max_per_prompt
     assert outputs["metrics"]["sampled"] == 30
+    records = [json.loads(p.read_text()) for p in sorted(
+        (tmp_path / "sft" / "shards").glob("shard-*.meta.json"))]
+    assert records == [{"rank": 0, "world_size": 1, "prompts": p} for p in
+                       ([0, 4], [4, 8], [8, 10])]
 
     # simulate a crash during the last shard: finished shards must not be redone
     before = {s.name: s.stat().st_mtime_ns for s in shards[:2]}
     shards[2].unlink()
+    stale = shards[2].with_name(shards[2].name + ".rank1.tmp")  # a killed rank's half-write
+    stale.write_text("{")
     (tmp_path / "sft" / "manifest.json").unlink()
     run_pipeline(_cfg(tmp_path))
+    assert not stale.exists()
     after = {s.name: s.stat().st_mtime_ns for s in sorted(
         (tmp_path / "sft" / "shards").glob("shard-*.jsonl"))[:2]}
     assert before == after

@@ -1,20 +1,26 @@
-"""The ``eval`` stage: held-out greedy accuracy, pass@1 averaged over k samples and maj@k."""
+"""The ``eval`` stage: held-out greedy accuracy, pass@1 averaged over k samples and maj@k.
+
+Under several processes each rank evaluates every world_size-th held-out row on its own device;
+the metrics are summed over ranks, so they are those of the whole held-out set.
+"""
 
 from __future__ import annotations
 
 import json
 
-import torch
-
 from r1kit.evaluation import Evaluator
 from r1kit.pipeline.components import build_parts
+from r1kit.run.distributed import join_ranks
 
 
 def run(cfg, ctx) -> dict:
+    ranks = join_ranks(cfg.trainer)
     parts = build_parts(cfg, ctx.registry, ctx.model_source, filters=False)
     if not parts.val_rows:
         raise ValueError(f"stage {ctx.name}: no held-out rows (data.val_size is 0)")
-    parts.policy.to("cuda" if torch.cuda.is_available() else "cpu")
-    metrics = Evaluator(parts.collector, parts.val_rows, every=1, k=cfg.eval.k).run()
-    (ctx.stage_dir / "eval.json").write_text(json.dumps(metrics, indent=2))
+    parts.policy.to(ranks.device)
+    rows = parts.val_rows[ranks.rank::ranks.world_size]
+    metrics = Evaluator(parts.collector, rows, every=1, k=cfg.eval.k, reduce=ranks.sum).run()
+    if ranks.is_global_zero:
+        (ctx.stage_dir / "eval.json").write_text(json.dumps(metrics, indent=2))
     return {"eval": str(ctx.stage_dir / "eval.json"), "metrics": metrics}

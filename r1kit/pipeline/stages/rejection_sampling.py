@@ -1,8 +1,11 @@
 """The ``rejection_sampling`` stage: k samples per prompt from the previous checkpoint, scored
 by the reward plugins and kept by the filter plugins, written as a new SFT set.
 
-Prompts are processed in shards; each shard is written atomically, so a rerun after a crash
-skips the finished shards and redoes only the interrupted one.
+Prompts are cut into shards of ``rejection.shard_size``, numbered over the whole prompt list.
+Under several processes the shards not yet written are dealt out over the ranks, so each rank
+samples its own prompts on its own device and writes only its own shard files; rank 0 then
+merges the shards into ``dataset.jsonl``. Each shard is written atomically, so a rerun (with any
+number of processes) skips the finished shards and redoes only the interrupted ones.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from omegaconf import OmegaConf
 
 from r1kit.data.loading import load_splits
 from r1kit.pipeline.components import build_parts
+from r1kit.run.distributed import join_ranks
 
 
 def _rows_of(rollout) -> list[dict]:
@@ -30,15 +34,78 @@ def _rows_of(rollout) -> list[dict]:
     return out
 
 
-def _write_atomic(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
+def _write_atomic(path: Path, lines: list[str], rank: int) -> None:
+    """Write through a temporary name of this rank's own, then rename: a reader (or a resumed
+    run) never sees half a file, and no two ranks ever write the same file."""
+    tmp = path.with_name(f"{path.name}.rank{rank}.tmp")
     with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
+        handle.writelines(line + "\n" for line in lines)
     os.replace(tmp, path)
 
 
+def _jsonl(rows: list[dict]) -> list[str]:
+    return [json.dumps(row) for row in rows]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def _shard(shard_dir: Path, index: int) -> Path:
+    return shard_dir / f"shard-{index:05d}.jsonl"
+
+
+def _unfinished(shard_dir: Path, shards: list[Path]) -> list[int]:
+    """The numbers of the shards not written yet. A killed run may have left temporary files;
+    no rank writes before this list is out, so they can go now."""
+    for stale in shard_dir.glob("*.tmp"):
+        stale.unlink()
+    return [i for i, shard in enumerate(shards) if not shard.exists()]
+
+
+def _sample_shard(cfg, parts, prompts, shard_dir: Path, index: int, ranks) -> None:
+    rs = cfg.rejection
+    start = index * rs.shard_size
+    rows = prompts[start:start + rs.shard_size]
+    # a shard's samples depend on its prompts and its number only, not on which rank (or how
+    # many ranks, or which run of a resumed stage) samples it, for samplers that draw from
+    # torch's RNG (``hf``; vLLM seeds its own engine)
+    torch.manual_seed(cfg.seed + index)
+    rollout = parts.collector.apply_filters(parts.collector.sample(rows, rs.samples_per_prompt))
+    # who wrote the shard, written before it: a shard file always has its record next to it
+    record = {"rank": ranks.rank, "world_size": ranks.world_size,
+              "prompts": [start, start + len(rows)]}
+    shard = _shard(shard_dir, index)
+    _write_atomic(shard.with_suffix(".meta.json"), [json.dumps(record)], ranks.rank)
+    _write_atomic(shard, _jsonl(_rows_of(rollout)), ranks.rank)
+
+
+def _merge(cfg, ctx, shards: list[Path], sampled: int, val_rows: list[dict]) -> dict:
+    """Rank 0: the shards (in prompt order) plus the ``rejection.mix`` rows, as the new SFT
+    set; the metrics are counted from the files, so they cover shards of earlier runs too."""
+    dataset = [row for shard in shards for row in _read_jsonl(shard)]
+    kept = len(dataset)
+    mixed = 0
+    if cfg.rejection.mix is not None:
+        mix_cfg = OmegaConf.create(OmegaConf.to_container(cfg.rejection.mix, resolve=True))
+        mix_cfg.setdefault("val_size", 0)
+        extra, _ = load_splits(mix_cfg, ctx.registry, cfg.seed)
+        extra = [row for row in extra if row.get("solution")]
+        dataset += extra
+        mixed = len(extra)
+    if not dataset:
+        raise ValueError(f"stage {ctx.name}: the filters kept none of {sampled} samples, so "
+                         "there is nothing to fine-tune on; check the model and the filters")
+    _write_atomic(ctx.stage_dir / "dataset.jsonl", _jsonl(dataset), 0)
+    _write_atomic(ctx.stage_dir / "val.jsonl", _jsonl(val_rows), 0)
+    return {"dataset": str(ctx.stage_dir / "dataset.jsonl"),
+            "metrics": {"sampled": sampled, "kept": kept, "mixed": mixed,
+                        "keep_rate": kept / max(sampled, 1)}}
+
+
 def run(cfg, ctx) -> dict:
+    ranks = join_ranks(cfg.trainer)  # before loading anything: the other ranks start sooner
     parts = build_parts(cfg, ctx.registry, ctx.model_source)
     if not parts.collector.filters:
         raise ValueError(f"stage {ctx.name}: rejection sampling needs filters (e.g. "
@@ -48,35 +115,15 @@ def run(cfg, ctx) -> dict:
     prompts = parts.train_rows if rs.num_prompts is None else parts.train_rows[:rs.num_prompts]
     shard_dir = ctx.stage_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
-    parts.policy.to("cuda" if torch.cuda.is_available() else "cpu")
-    kept = sampled = 0
-    for index, start in enumerate(range(0, len(prompts), rs.shard_size)):
-        shard = shard_dir / f"shard-{index:05d}.jsonl"
-        if not shard.exists():
-            rows = prompts[start:start + rs.shard_size]
-            rollout = parts.collector.apply_filters(
-                parts.collector.sample(rows, rs.samples_per_prompt))
-            _write_atomic(shard, _rows_of(rollout))
-        with shard.open() as handle:
-            kept += sum(1 for _ in handle)
-        sampled += min(rs.shard_size, len(prompts) - start) * rs.samples_per_prompt
-    dataset = []
-    for shard in sorted(shard_dir.glob("shard-*.jsonl")):
-        with shard.open() as handle:
-            dataset += [json.loads(line) for line in handle]
-    mixed = 0
-    if rs.mix is not None:
-        mix_cfg = OmegaConf.create(OmegaConf.to_container(rs.mix, resolve=True))
-        mix_cfg.setdefault("val_size", 0)
-        extra, _ = load_splits(mix_cfg, ctx.registry, cfg.seed)
-        extra = [row for row in extra if row.get("solution")]
-        dataset += extra
-        mixed = len(extra)
-    if not dataset:
-        raise ValueError(f"stage {ctx.name}: the filters kept none of {sampled} samples, so "
-                         "there is nothing to fine-tune on; check the model and the filters")
-    _write_atomic(ctx.stage_dir / "dataset.jsonl", dataset)
-    _write_atomic(ctx.stage_dir / "val.jsonl", parts.val_rows)
-    return {"dataset": str(ctx.stage_dir / "dataset.jsonl"),
-            "metrics": {"sampled": sampled, "kept": kept, "mixed": mixed,
-                        "keep_rate": kept / max(sampled, 1)}}
+    shards = [_shard(shard_dir, i) for i in range(math.ceil(len(prompts) / rs.shard_size))]
+    # rank 0's view of what is left, so every rank deals out the same list; dealing out only
+    # the unfinished shards keeps the ranks equally busy on a resumed run too
+    pending = ranks.on_rank_zero(lambda: _unfinished(shard_dir, shards))
+    parts.policy.to(ranks.device)
+    for index in pending[ranks.rank::ranks.world_size]:
+        _sample_shard(cfg, parts, prompts, shard_dir, index, ranks)
+    ranks.barrier()  # every shard is on disk
+    # rank 0 merges; the broadcast of its result holds the others until dataset.jsonl exists,
+    # and raises its error (no rows kept, say) on every rank
+    return ranks.on_rank_zero(
+        lambda: _merge(cfg, ctx, shards, len(prompts) * rs.samples_per_prompt, parts.val_rows))
