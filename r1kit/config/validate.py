@@ -73,6 +73,18 @@ def _check_selected(group: str, name: str, node: dict, registry: Registry, key: 
                           f"add it ({group}=[...,{name}]) or drop its options")
 
 
+def _check_filter_rewards(cfg: DictConfig) -> None:
+    """A filter that keeps samples by a reward's score (its ``reward`` option) needs that
+    reward computed; fail now rather than after a stage has sampled."""
+    rewards = set(cfg.reward or {})
+    for name, options in (OmegaConf.to_container(cfg.filter, resolve=True) or {}).items():
+        needed = (options or {}).get("reward")
+        if isinstance(needed, str) and needed not in rewards:
+            raise ConfigError(f"filter.{name}.reward: filter '{name}' keeps samples by the "
+                              f"reward '{needed}', which is not selected (reward="
+                              f"[{','.join(rewards)}]); add it to reward=[...] or drop the filter")
+
+
 class _BlankFields(dict):
     def __missing__(self, key: str) -> str:
         return ""
@@ -140,6 +152,7 @@ def validate_stage(cfg: DictConfig, registry: Registry, prefix: str = "") -> Non
                 _check_plugin_node(group, node["name"], node, registry, group)
         _check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
         _check_response_template(cfg)
+        _check_filter_rewards(cfg)
         mix = OmegaConf.to_container(cfg.rejection, resolve=True)["mix"]
         if mix is not None:
             if not isinstance(mix, dict) or "name" not in mix:
@@ -171,7 +184,7 @@ def stage_config(cfg: DictConfig, name: str, registry: Registry) -> DictConfig:
                      for n, o in node.items()}
         elif "name" in node and node["name"] != base[group].name:
             fresh = OmegaConf.merge(option_defaults(group, registry.get(kind, node["name"])),
-                                    node)
+                                    _kept_on_switch(group, base), node)
         else:
             fresh = OmegaConf.merge(base[group], node)
         base[group] = fresh
@@ -179,6 +192,16 @@ def stage_config(cfg: DictConfig, name: str, registry: Registry) -> DictConfig:
     OmegaConf.set_struct(merged, False)
     merged.stage = {"name": name, "kind": stage.kind}
     return merged
+
+
+#: Fields a stage keeps from the root when it switches to another plugin of the group: the
+#: prompt template is the recipe's contract with the model (what the prompt opens of the
+#: response), not a property of where the rows come from.
+KEPT_ON_SWITCH = {"data": ("template",)}
+
+
+def _kept_on_switch(group: str, base: DictConfig) -> dict:
+    return {key: base[group][key] for key in KEPT_ON_SWITCH.get(group, ()) if key in base[group]}
 
 
 def validate(cfg: DictConfig, registry: Registry) -> None:

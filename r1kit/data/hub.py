@@ -18,12 +18,26 @@ class HubOptions:
     #: Regex whose first group extracts the answer from answer_field (GSM8K: "####\s*(.+)$").
     answer_pattern: Optional[str] = None
     solution_field: Optional[str] = None
+    #: How ``solution_field`` becomes the SFT ``solution``: ``as_is``, or ``r1``: the worked
+    #: solution as the reasoning and the final answer in its own block
+    #: (``<think>…</think><answer>…</answer>``), the response the R1 template asks for, so a
+    #: cold start on MATH or GSM8K teaches the format the format reward checks.
+    solution_format: str = "as_is"
     max_rows: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.solution_format not in SOLUTION_FORMATS:
+            raise ValueError(f"data.solution_format must be one of {', '.join(SOLUTION_FORMATS)}"
+                             f", got {self.solution_format!r}")
+
+
+SOLUTION_FORMATS = ("as_is", "r1")
 
 
 def hub_dataset(split: str, seed: int, *, path: str, config_name=None, train_split="train",
                 val_split="test", prompt_field="problem", answer_field="answer",
-                answer_pattern=None, solution_field=None, max_rows=None) -> list[dict]:
+                answer_pattern=None, solution_field=None, solution_format="as_is",
+                max_rows=None) -> list[dict]:
     import datasets
 
     name = train_split if split == "train" else val_split
@@ -42,6 +56,21 @@ def hub_dataset(split: str, seed: int, *, path: str, config_name=None, train_spl
             match = pattern.search(answer) if pattern else None
             row["answer"] = match.group(1).strip() if match else answer
         if solution_field is not None:
-            row["solution"] = record[solution_field]
+            row["solution"] = _solution(str(record[solution_field]), row.get("answer"),
+                                        pattern, solution_format)
         rows.append(row)
     return rows
+
+
+def _solution(text: str, answer: str | None, pattern, solution_format: str) -> str:
+    if solution_format == "as_is":
+        return text
+    from r1kit.data.response import r1_response
+    from r1kit.rewards.answer import extract_answer
+
+    # the final answer: a worked gold's box (MATH), else the gold itself (GSM8K after ####)
+    final = (extract_answer(answer) or answer) if answer else extract_answer(text)
+    if not final:
+        raise ValueError(f"data.solution_format=r1: no final answer in solution {text[:80]!r}")
+    reasoning = pattern.sub("", text) if pattern else text  # GSM8K: drop the "#### 72" line
+    return r1_response(reasoning, final)

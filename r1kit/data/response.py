@@ -37,6 +37,11 @@ def opened_response(prompt: str) -> str:
     return tail[first.start():] if first else ""
 
 
+def r1_response(reasoning: str, answer: str) -> str:
+    """A worked solution and its final answer written as the R1 template asks."""
+    return f"<think>\n{reasoning.strip()}\n</think>\n<answer>\n{answer.strip()}\n</answer>"
+
+
 def full_response(prompt: str, completion: str) -> str:
     """The whole response the model gave: what the prompt opened, then the completion."""
     return opened_response(prompt) + completion
