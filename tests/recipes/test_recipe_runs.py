@@ -81,3 +81,60 @@ def test_r1_full_runs_every_stage_on_math_shaped_data(shaped, reward_model_dir, 
     assert all(r["reward/accuracy"] not in ("", "nan") for r in rows)
     report = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert report["val/accuracy"] == 1.0 and report["val/format"] == 1.0
+
+
+def _start(args, env):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    return subprocess.Popen([sys.executable, "-m", "r1kit", *args], cwd=REPO,
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_r1_full_on_two_ranks_shards_rejection_sampling_and_resumes_after_kill(
+        shaped, reward_model_dir, general_file, tmp_path):
+    import os
+    import signal
+    import time
+
+    args = ["+experiment=r1_full", *SHRINK, *data_overrides("gsm8k", shaped["gsm8k"]),
+            *r1_full_overrides(reward_model_dir, general_file, shaped["math"]),
+            "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu",
+            "rejection.num_prompts=8",
+            # slow sampling in rejection sampling only, so the kill lands in the middle of it
+            "+pipeline.stages.rejection_sampling.overrides.sampler.delay=4",
+            f"run_dir={tmp_path}"]
+    env = {**oracle_dist(tmp_path / "dist"), "OMP_NUM_THREADS": "1"}
+    shards = tmp_path / "rejection_sampling" / "shards"
+    first = _start(args, env)
+    deadline = time.monotonic() + 400
+    while not list(shards.glob("shard-*.jsonl")):
+        assert first.poll() is None, first.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "rejection sampling never wrote a shard"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # both ranks: Lightning started rank 1 in this session
+    first.wait()
+    before = {p.name: p.read_text() for p in shards.glob("shard-*.jsonl")}
+    assert 1 <= len(before) < 4 and not (tmp_path / "rejection_sampling" / "manifest.json").exists()
+
+    second = _start(args, env)
+    _, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err[-3000:]
+    for stage in R1_FULL_STAGES:
+        assert (tmp_path / stage / "manifest.json").exists(), stage
+    # the shards finished before the kill were kept as they were, the others were sampled
+    after = {p.name: p.read_text() for p in shards.glob("shard-*.jsonl")}
+    assert len(after) == 4 and all(after[name] == text for name, text in before.items())
+    # every shard written by one rank, both ranks took part, prompts disjoint and complete
+    records = [json.loads(p.read_text()) for p in sorted(shards.glob("shard-*.meta.json"))]
+    assert [r["prompts"] for r in records] == [[0, 2], [2, 4], [4, 6], [6, 8]]
+    assert {r["rank"] for r in records} == {0, 1} and {r["world_size"] for r in records} == {2}
+    assert not list((tmp_path / "rejection_sampling").rglob("*.tmp"))
+    kept = [json.loads(line) for line in (tmp_path / "rejection_sampling" / "dataset.jsonl").open()]
+    assert len(kept) == 8 and len({row["prompt"] for row in kept}) == 8
+    assert all(row["solution"].startswith("<think> We add") for row in kept)

@@ -19,15 +19,20 @@ import torch
 from omegaconf import OmegaConf
 
 from r1kit.data.loading import load_splits
+from r1kit.data.response import full_response
 from r1kit.pipeline.components import build_parts
 from r1kit.run.distributed import join_ranks
 
 
 def _rows_of(rollout) -> list[dict]:
+    """The kept samples as SFT rows. A ``solution`` is the whole response, with what the
+    prompt opened of it (the R1 template's trailing ``<think>``): the SFT stage trains on the
+    part its own prompt leaves to the model (``r1kit.data.response.completion_target``), so
+    the set is right under any template."""
     out = []
     for i in range(len(rollout)):
         row = dict(rollout.examples[i])
-        row["solution"] = rollout.completions[i]
+        row["solution"] = full_response(rollout.prompts[i], rollout.completions[i])
         row["rewards"] = {k: (None if math.isnan(float(v[i])) else float(v[i]))
                           for k, v in rollout.reward_parts.items()}
         out.append(row)
