@@ -234,7 +234,8 @@ def _compose(registry, overrides):
 def test_composes_and_validates(registry):
     from r1kit.config.validate import validate
 
-    cfg = _compose(registry, ["reward=[countdown,format]", "data=countdown",
+    # one GRPO stage: the embedded pipeline's rejection sampling keeps samples by `accuracy`
+    cfg = _compose(registry, ["pipeline=grpo", "reward=[countdown,format]", "data=countdown",
                               "reward.countdown.format_score=0.1", "data.num_numbers=4"])
     assert cfg.data.name == "countdown" and cfg.data.num_numbers == 4
     assert set(cfg.reward) == {"countdown", "format"}

@@ -289,7 +289,7 @@ def _compose(overrides):
 def test_plugin_is_selectable_from_config(registry_with_my_reward):
     from r1kit.config.validate import validate
 
-    cfg = _compose(["reward=[my_reward,format]", "reward.my_reward.weight=2",
+    cfg = _compose(["pipeline=grpo", "reward=[my_reward,format]", "reward.my_reward.weight=2",
                     "reward.my_reward.threshold=0.9"])
     assert set(cfg.reward) == {"my_reward", "format"}
     node = cfg.reward.my_reward

@@ -24,7 +24,8 @@ def _tiny_classifier(path):
 
 def test_reward_model_scores_with_the_classifier_and_is_routed(tmp_path):
     path = _tiny_classifier(tmp_path / "rm")
-    cfg = compose_config(["reward=[accuracy,reward_model]", f"reward.reward_model.path={path}",
+    cfg = compose_config(["pipeline=grpo", "reward=[accuracy,reward_model]",
+                          f"reward.reward_model.path={path}",
                           "reward.reward_model.applies_to=[general]",
                           "reward.accuracy.applies_to=[reasoning]"], run_dir="/tmp/x")
     validate(cfg, get_registry())
