@@ -19,8 +19,8 @@ class Generation:
     an engine with its own kernels (vLLM) leaves it False and the trainer recomputes and
     compares.
 
-    A sampler may expose a ``report_logprobs`` attribute: the trainer sets it to True when it
-    can use the log-probs, so samplers that pay for them only do so then.
+    Which of these a sampler can give, and how the trainer should treat them, it declares in
+    its :class:`SamplerCapabilities`.
     """
 
     completion_ids: list[list[int]]
@@ -29,11 +29,38 @@ class Generation:
     logprobs_exact: bool = False
 
 
+@dataclass
+class SamplerCapabilities:
+    """What a sampler declares to the trainer (``Sampler.capabilities``), instead of the trainer
+    probing it for attributes."""
+
+    #: It can return each sampled token's log-prob under the training policy itself
+    #: (``Generation.logprobs_exact``) when asked with ``request_logprobs(True)``: GRPO with
+    #: μ > 1 then takes π_old from it instead of a forward pass.
+    exact_logprobs: bool = False
+    #: The correction for the gap between its log-probs and the trainer's (an engine with
+    #: its own kernels): ``"none"`` or ``"tis"`` (truncated importance sampling, weights
+    #: ``min(π_old / π_sampler, importance_cap)`` per token).
+    importance_correction: str = "none"
+    importance_cap: float = 2.0
+
+
 @runtime_checkable
 class Sampler(Protocol):
+    capabilities: SamplerCapabilities
+
     def generate(self, prompt_ids: list[list[int]], num_samples: int, *,
                  greedy: bool = False) -> Generation:
         """Sample ``num_samples`` completions for every prompt (``greedy``: argmax decoding)."""
 
     def sync_weights(self, model) -> None:
         """Make the next ``generate`` use ``model``'s current weights."""
+
+    def request_logprobs(self, wanted: bool) -> None:
+        """Report (or stop reporting) log-probs; only called when ``exact_logprobs``."""
+
+
+def sampler_capabilities(sampler) -> SamplerCapabilities:
+    """What ``sampler`` declares; a third-party sampler that declares nothing can do nothing
+    beyond ``generate`` and ``sync_weights``."""
+    return getattr(sampler, "capabilities", None) or SamplerCapabilities()

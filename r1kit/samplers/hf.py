@@ -14,7 +14,7 @@ import torch
 
 from r1kit import hookimpl
 from r1kit.samplers import kv_decode
-from r1kit.sampling import Generation
+from r1kit.sampling import Generation, SamplerCapabilities
 
 
 @dataclass
@@ -35,6 +35,10 @@ class HFSampler:
         #: Set by a trainer that can use them (GRPO with μ > 1, for π_old): report each sampled
         #: token's log-prob. Only the fast decoding loop has them; ``generate`` does not.
         self.report_logprobs = False
+        self.capabilities = SamplerCapabilities(exact_logprobs=True)
+
+    def request_logprobs(self, wanted: bool) -> None:
+        self.report_logprobs = wanted
 
     def sync_weights(self, model) -> None:
         self.model = model  # same tensors: generation already sees every update

@@ -35,7 +35,7 @@ import torch
 
 from r1kit import hookimpl
 from r1kit.config.schema import _check
-from r1kit.sampling import Generation
+from r1kit.sampling import Generation, SamplerCapabilities
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,8 @@ class VLLMSampler:
         self.tokenizer = tokenizer
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.sync_every = sync_every
-        self.importance_correction, self.importance_cap = importance_correction, importance_cap
+        self.capabilities = SamplerCapabilities(importance_correction=importance_correction,
+                                                importance_cap=importance_cap)
         self.logprobs_mode = logprobs_mode
         self.eos_token_id = tokenizer.eos_token_id
         # Each training rank runs its own engine on its own GPU, sampling its own prompts: pin

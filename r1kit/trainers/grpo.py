@@ -23,6 +23,7 @@ from r1kit.algo.loss import policy_loss
 from r1kit.algo.microbatch import AGGREGATION_UNITS, group_chunks, learning_rows, share
 from r1kit.models.attention import auto_attention
 from r1kit.run.errors import RunStopped
+from r1kit.sampling import sampler_capabilities
 from r1kit.samplers.mismatch import importance_weights, logprob_mismatch, sampler_logprob_tensor
 from r1kit.trainers.common import (OptimizerMixin, PromptStreamMixin, gather_objects,
                                    log_step_metrics, nanmean, no_sync_context, reduce_metrics,
@@ -167,8 +168,9 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         self.attention = cfg.model.attn_implementation
         self.evaluator, self.sample_writer, self.hooks = evaluator, sample_writer, hooks
         self._skipped_in_a_row = 0  # steps that ended with nothing to learn (not checkpointed)
-        if self.algo.iterations > 1 and hasattr(collector.sampler, "report_logprobs"):
-            collector.sampler.report_logprobs = True  # π_old without a forward pass
+        capabilities = sampler_capabilities(collector.sampler)
+        if self.algo.iterations > 1 and capabilities.exact_logprobs:
+            collector.sampler.request_logprobs(True)  # π_old without a forward pass
 
     # ------------------------------------------------------------------ the step, top to bottom
     def training_step(self, batch, batch_idx):
@@ -243,10 +245,10 @@ class GRPOModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         if sampled is not None and not rollout.sampler_logprobs_exact:
             batch["mismatch"] = {f"sampler/{k}": v for k, v in logprob_mismatch(
                 sampled, batch["old_logp"], mask).items()}
-            sampler = self.collector.sampler
-            if getattr(sampler, "importance_correction", "none") == "tis":
+            capabilities = sampler_capabilities(self.collector.sampler)
+            if capabilities.importance_correction == "tis":
                 batch["is_weights"] = importance_weights(sampled, batch["old_logp"], mask,
-                                                         cap=sampler.importance_cap)
+                                                         cap=capabilities.importance_cap)
         return batch
 
     def _reference_while_scoring(self, rollout) -> None:

@@ -55,17 +55,19 @@ def shaped(tmp_path_factory):
     return {preset: make(root / preset) for preset, make in SHAPES.items()}
 
 
-def oracle_dist(directory) -> dict:
+def oracle_dist(directory, extra: dict | None = None) -> dict:
     """Environment under which a ``python -m r1kit`` subprocess (and the ranks Lightning starts
-    from it) finds the oracle sampler as an installed plugin: a dist-info with its entry
-    point on PYTHONPATH."""
+    from it) finds the oracle sampler (and the ``extra`` entry points, name -> module) as an
+    installed plugin: a dist-info with its entry points on PYTHONPATH."""
     import os
 
     info = directory / "r1kit_test_oracle-0.0.1.dist-info"
     info.mkdir(parents=True, exist_ok=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: r1kit-test-oracle\n"
                                    "Version: 0.0.1\n")
-    (info / "entry_points.txt").write_text("[r1kit]\noracle = tests.recipes.oracle_sampler\n")
+    points = {"oracle": "tests.recipes.oracle_sampler", **(extra or {})}
+    (info / "entry_points.txt").write_text(
+        "[r1kit]\n" + "".join(f"{name} = {module}\n" for name, module in points.items()))
     from tests.conftest import REPO
 
     path = os.pathsep.join([str(directory), str(REPO), os.environ.get("PYTHONPATH", "")])
