@@ -230,3 +230,6 @@ class RootConfig:
     deterministic: bool = False
     run_dir: str = MISSING
     checkpoint_every: int = 10
+    #: Caps ``trainer.max_steps`` of every training stage, whatever the stage sets (a smoke
+    #: run of a multi-stage recipe: ``+smoke=tiny``); null: no cap.
+    stage_max_steps: Optional[int] = None

@@ -151,6 +151,8 @@ def validate_stage(cfg: DictConfig, registry: Registry, prefix: str = "") -> Non
                     raise ConfigError(f"{group}: no {group} selected (use {group}=<name>)")
                 _check_plugin_node(group, node["name"], node, registry, group)
         _check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
+        if cfg.get("stage_max_steps") is not None and cfg.stage_max_steps < 1:
+            raise ConfigError(f"stage_max_steps: must be null or >= 1, got {cfg.stage_max_steps}")
         _check_response_template(cfg)
         _check_filter_rewards(cfg)
         mix = OmegaConf.to_container(cfg.rejection, resolve=True)["mix"]
@@ -191,6 +193,10 @@ def stage_config(cfg: DictConfig, name: str, registry: Registry) -> DictConfig:
     merged = OmegaConf.merge(base, overrides)
     OmegaConf.set_struct(merged, False)
     merged.stage = {"name": name, "kind": stage.kind}
+    cap = merged.get("stage_max_steps")
+    if cap is not None:
+        steps = merged.trainer.get("max_steps", -1)
+        merged.trainer.max_steps = cap if steps is None or steps < 0 else min(steps, cap)
     return merged
 
 

@@ -19,15 +19,9 @@ def data_overrides(preset: str, directory) -> list[str]:
             "data.val_size=4", "data.batch_size=2"]
 
 
-#: Shrink a recipe: tiny model (long enough for the R1 template), oracle sampler, few steps.
-SHRINK = ["model=tiny", "model.tiny.max_position_embeddings=1024", "sampler=oracle",
-          "sampler.max_new_tokens=64", "algo.group_size=4", "eval.every=0", "eval.k=2",
-          "logger=csv", "trainer.enable_progress_bar=false", "trainer.max_steps=2",
+#: Shrink a recipe: the smoke config (tiny model, two steps per stage), the oracle sampler.
+SHRINK = ["+smoke=tiny", "sampler=oracle", "sampler.max_new_tokens=64", "logger=csv",
           "checkpoint_every=1", "rejection.num_prompts=4"]
-
-#: r1_full's stages set their own step counts; these bring each down to a couple of steps.
-R1_FULL_STEPS = [f"pipeline.stages.{stage}.overrides.trainer.max_steps=2"
-                 for stage in ("cold_start", "reasoning_rl", "sft", "rl_all")]
 
 
 def r1_full_overrides(reward_model_dir, general_file, data_dir) -> list[str]:
@@ -36,8 +30,7 @@ def r1_full_overrides(reward_model_dir, general_file, data_dir) -> list[str]:
     mixture = (f"{{name:mixture,sources:[{{name:hub,path:'{data_dir}',config_name:null,"
                f"prompt_field:problem,answer_field:solution,task:reasoning}},"
                f"{{name:jsonl,path:'{general_file}',task:general}}]}}")
-    return [*R1_FULL_STEPS,
-            f"pipeline.stages.rl_all.overrides.reward.reward_model.path={reward_model_dir}",
+    return [f"pipeline.stages.rl_all.overrides.reward.reward_model.path={reward_model_dir}",
             f"+pipeline.stages.rl_all.overrides.data={mixture}",
             "pipeline.stages.rejection_sampling.overrides.rejection.shard_size=2"]
 
