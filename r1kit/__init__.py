@@ -1,4 +1,8 @@
-"""r1kit: train reasoning language models the way DeepSeek-R1 was trained."""
+"""r1kit: train reasoning language models the way DeepSeek-R1 was trained.
+
+Plugin packages import what they need from :mod:`r1kit.api`. It is not imported here, so that
+``import r1kit`` (for ``hookimpl`` or ``__version__``) does not import torch.
+"""
 
 import pluggy
 

@@ -1,116 +1,128 @@
-"""Every hook r1kit calls. Plugins implement them with ``@r1kit.hookimpl``.
+"""Every hook r1kit calls. Plugins implement them with ``@r1kit.api.hookimpl``.
 
 Hooks are always called with keyword arguments. Registration hooks run once, when the plugin
 manager is built (before Hydra composes the configuration, so registered names become config
 options); lifecycle hooks run while a stage trains.
 
-The five plugin kinds and their contracts (what ``register`` accepts) are spelled out in each
-registration hook below and in the README's "Writing a plugin" section.
+There are six plugin kinds, one registration hook each: rewards, samplers, advantage
+estimators, filters, datasets and code runners (the ``code`` reward's languages). The
+annotations are the contract: every r1kit type they name is importable from :mod:`r1kit.api`,
+where each kind's Protocol spells out what the registered object must do.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import pluggy
+from omegaconf import DictConfig
+
+from r1kit.api import (AdvantageFn, CodeRunnerFactory, DatasetFn, FilterFn, Register, RewardFn,
+                       Rollout, SamplerFactory)
+
+if TYPE_CHECKING:  # importing Lightning takes seconds; only the training stages need it
+    import lightning
 
 hookspec = pluggy.HookspecMarker("r1kit")
 
 
 # ---------------------------------------------------------------------------------------------
 # Registration: called once per plugin when the plugin manager is built.
-# ``register(name, obj, schema=None)``: ``name`` becomes a config option of the kind's group
-# (``reward=[name]``, ``sampler=name``, ...); ``schema`` is an optional dataclass whose fields
-# are the options the object accepts (typed and validated when the config is composed).
-# Registering a name twice, in one plugin or across plugins, is an error.
+# ``register(name, obj, schema=None)`` (``r1kit.api.Register``): ``name`` becomes a config
+# option of the kind's group (``reward=[name]``, ``sampler=name``, ...); ``schema`` is an
+# optional dataclass whose fields are the options the object accepts (typed and validated when
+# the config is composed). Registering a name twice, in one plugin or across plugins, is an
+# error.
 # ---------------------------------------------------------------------------------------------
 
 
 @hookspec
-def r1kit_register_rewards(register):
-    """Register reward functions.
+def r1kit_register_rewards(register: Register[RewardFn]) -> None:
+    """Register reward functions (selectable as ``reward=[name,...]``).
 
     Called once when the plugin manager is built.
 
-    :param register: ``register(name, fn, schema=None)``. ``fn`` has the signature
-        ``fn(completions: list[str], examples: list[dict], **options) -> list[float | None]``:
-        ``examples[i]`` is the dataset row that produced ``completions[i]`` (its ``prompt`` and
-        reference fields such as ``answer``), ``options`` are the keys of the reward's config
-        node ``reward.<name>`` other than the harness keys ``weight``, ``timeout`` and
-        ``on_error``. Return one value per completion; ``None``
-        means "does not apply to this sample" (it contributes nothing to the weighted total and
-        is left out of the reward's mean).
+    :param register: ``register(name, fn, schema=None)`` with ``fn(completions: list[str],
+        examples: list[dict], **options) -> list[float | None]`` (``r1kit.api.RewardFn``):
+        ``examples[i]`` is the dataset row that produced ``completions[i]`` plus its
+        ``rendered_prompt``, ``options`` are the keys of ``reward.<name>`` other than
+        ``weight``, ``timeout`` and ``on_error``; ``None`` means "does not apply to this
+        sample".
     :return: nothing.
     """
 
 
 @hookspec
-def r1kit_register_samplers(register):
-    """Register samplers (the engines that generate completions).
+def r1kit_register_samplers(register: Register[SamplerFactory]) -> None:
+    """Register samplers, the engines that generate completions (``sampler=name``).
 
     Called once when the plugin manager is built.
 
-    :param register: ``register(name, factory, schema=None)``. ``factory(model, tokenizer,
-        **options) -> r1kit.sampling.Sampler`` builds the sampler for a policy model;
-        ``options`` are the keys of ``sampler`` other than ``name``. The sampler's
-        ``generate(prompt_ids, num_samples, greedy=False) -> Generation`` returns
-        ``num_samples`` completions per prompt, prompt-major, and ``sync_weights(model)`` is
-        called after optimizer steps so the sampler generates from the current policy.
+    :param register: ``register(name, factory, schema=None)`` with ``factory(model, tokenizer,
+        **options) -> Sampler`` (``r1kit.api.SamplerFactory``), ``options`` the keys of
+        ``sampler`` other than ``name``. The sampler's ``generate(prompt_ids, num_samples, *,
+        greedy=False) -> Generation`` returns ``num_samples`` completions per prompt,
+        prompt-major; ``sync_weights(model)`` is called after optimizer steps; its
+        ``capabilities`` say whether its log-probs are the policy's own.
     :return: nothing.
     """
 
 
 @hookspec
-def r1kit_register_advantages(register):
-    """Register advantage estimators.
+def r1kit_register_advantages(register: Register[AdvantageFn]) -> None:
+    """Register advantage estimators (``advantage=name``).
 
     Called once when the plugin manager is built.
 
-    :param register: ``register(name, fn, schema=None)``. ``fn(rewards: Tensor[N],
-        group_ids: LongTensor[N], **options) -> Tensor[N]`` turns each completion's scalar
-        reward into its advantage (shared by all of its tokens); ``group_ids[i]`` is the prompt
-        group of completion ``i``. Must never return NaN.
+    :param register: ``register(name, fn, schema=None)`` with ``fn(rewards: Tensor[N],
+        group_ids: LongTensor[N], **options) -> Tensor[N]`` (``r1kit.api.AdvantageFn``): each
+        completion's reward to its advantage, given the prompt group of each; never NaN.
     :return: nothing.
     """
 
 
 @hookspec
-def r1kit_register_filters(register):
-    """Register data filters (applied to rollouts in RL, and to samples in rejection sampling).
+def r1kit_register_filters(register: Register[FilterFn]) -> None:
+    """Register data filters, applied to rollouts in RL and to samples in rejection sampling
+    (``filter=[name,...]``).
 
     Called once when the plugin manager is built.
 
-    :param register: ``register(name, fn, schema=None)``. ``fn(rollout: r1kit.rollout.Rollout,
-        **options) -> Rollout`` returns the rollout to keep: a subset (``rollout.select(idx)``),
+    :param register: ``register(name, fn, schema=None)`` with ``fn(rollout: Rollout,
+        **options) -> Rollout`` (``r1kit.api.FilterFn``): a subset (``rollout.select(idx)``)
         or a copy with changed ``rewards`` or ``loss_weights``. Filters run after rewards and
-        before advantages, in the order of the ``filter`` list. A filter that drops whole
-        groups makes the trainer sample more prompts to refill the batch
-        (``algo.max_refill_rounds``).
+        before advantages, in the order of the ``filter`` list; dropping whole groups makes
+        the trainer sample more prompts (``algo.max_refill_rounds``).
     :return: nothing.
     """
 
 
 @hookspec
-def r1kit_register_datasets(register):
-    """Register dataset sources (selectable as ``data=<name>``).
+def r1kit_register_datasets(register: Register[DatasetFn]) -> None:
+    """Register dataset sources (``data=name``).
 
     Called once when the plugin manager is built.
 
-    :param register: ``register(name, fn, schema=None)``. ``fn(split: str, seed: int,
-        **options) -> Sequence[dict]`` returns the rows of ``split`` (``"train"`` or ``"val"``);
-        each row has a ``prompt`` (str) and, for verifiable tasks, an ``answer``; every other
-        field is kept and handed to rewards as part of ``examples``. ``options`` are the keys of
-        the dataset's schema (``data.<option>``).
+    :param register: ``register(name, fn, schema=None)`` with ``fn(split: str, seed: int,
+        **options) -> Sequence[dict]`` (``r1kit.api.DatasetFn``): the rows of ``"train"`` or
+        ``"val"``, each with a ``prompt`` and, for verifiable tasks, an ``answer``; every other
+        field is handed to rewards in ``examples``. ``options`` are the keys of ``data`` that
+        the schema names.
     :return: nothing.
     """
 
 
 @hookspec
-def r1kit_register_code_runners(register):
+def r1kit_register_code_runners(register: Register[CodeRunnerFactory]) -> None:
     """Register language runners for the ``code`` reward's sandbox (Python is built in).
 
     Called once when the plugin manager is built.
 
     :param register: ``register(name, runner, schema=None)``; ``name`` is the language as the
-        ``code`` reward's ``language`` option and fenced-block tags name it (``python``,
-        ``cpp``). ``runner`` is a ``r1kit.rewards.code.runners.CodeRunner`` class (or factory)
-        that prepares a program's files in the sandbox directory and returns the command to run.
+        ``code`` reward's ``language`` option names it (``python``, ``cpp``), ``runner`` a
+        ``r1kit.api.CodeRunner`` subclass (or a factory of no arguments,
+        ``r1kit.api.CodeRunnerFactory``) that writes a program's files into the sandbox
+        directory and returns the command that runs it.
     :return: nothing.
     """
 
@@ -121,7 +133,7 @@ def r1kit_register_code_runners(register):
 
 
 @hookspec
-def r1kit_configure_callbacks(cfg):
+def r1kit_configure_callbacks(cfg: DictConfig) -> list[lightning.Callback] | None:
     """Add Lightning callbacks to a training stage.
 
     Called once per training stage, before the Lightning ``Trainer`` is built.
@@ -133,32 +145,33 @@ def r1kit_configure_callbacks(cfg):
 
 
 @hookspec
-def r1kit_on_rollout(rollout, step):
+def r1kit_on_rollout(rollout: Rollout, step: int) -> None:
     """Inspect a scored rollout.
 
     Called on every rank after rewards, filters and advantages are computed for a training
     step, before the policy update.
 
-    :param rollout: the ``r1kit.rollout.Rollout`` about to be trained on (do not modify it).
+    :param rollout: the ``r1kit.api.Rollout`` about to be trained on (do not modify it).
     :param step: the global optimizer step.
     :return: nothing.
     """
 
 
 @hookspec
-def r1kit_on_train_step_end(metrics, step):
+def r1kit_on_train_step_end(metrics: dict[str, float], step: int) -> None:
     """Observe the metrics of a finished optimizer step.
 
-    Called on every rank after the step's metrics are computed (before they are logged).
+    Called on every rank after the step's metrics are computed and reduced over ranks (before
+    they are logged).
 
-    :param metrics: dict of metric name to float, as they are logged.
+    :param metrics: dict of metric name to float, as they are logged (the same on every rank).
     :param step: the global optimizer step.
     :return: nothing.
     """
 
 
 @hookspec
-def r1kit_on_stage_end(stage, outputs):
+def r1kit_on_stage_end(stage: str, outputs: dict[str, Any]) -> None:
     """Observe the end of a pipeline stage.
 
     Called once on rank zero after a stage writes its manifest.

@@ -13,10 +13,16 @@ import torch
 class Rollout:
     """N completions, grouped by prompt (``group_ids``), with everything computed about them.
 
-    Per-completion lists and tensors all have length N and the same order. ``reward_parts`` keeps
+    Per-completion lists and tensors all have length N and the same order. ``examples[i]`` is
+    the dataset row of completion ``i`` and ``prompts[i]`` its prompt as the model saw it
+    (template applied; rewards get it as ``rendered_prompt``). ``reward_parts`` keeps
     each reward on its own (NaN where the reward returned ``None``); ``rewards`` is their
     weighted total. ``loss_weights`` lets a filter mask a completion out of the loss (0) without
     removing it from its group's statistics.
+
+    It is part of the plugin API (``r1kit.api.Rollout``): filters receive and return one, and
+    ``r1kit_on_rollout`` observes it. A filter returns a new one made with :meth:`select` or
+    :meth:`replace` and never modifies the one it was given (nor its tensors) in place.
     """
 
     examples: list[dict]

@@ -47,6 +47,13 @@ class SamplerCapabilities:
 
 @runtime_checkable
 class Sampler(Protocol):
+    """The engine that generates completions for the trainer, the rejection-sampling stage and
+    evaluation; a sampler plugin's factory (``r1kit.api.SamplerFactory``) returns one.
+
+    ``capabilities`` declares what beyond ``generate`` and ``sync_weights`` it offers and how
+    the trainer must treat its log-probs.
+    """
+
     capabilities: SamplerCapabilities
 
     def generate(self, prompt_ids: list[list[int]], num_samples: int, *,

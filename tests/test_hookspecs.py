@@ -4,12 +4,14 @@ import ast
 import inspect
 import re
 import types
+import typing
 from pathlib import Path
 
+import lightning
 import pytest
 
 import r1kit
-from r1kit import hookimpl, hookspecs
+from r1kit import api, hookimpl, hookspecs
 from r1kit.pluginmanager import build_registry, create_plugin_manager
 from r1kit.registry import KINDS
 
@@ -45,6 +47,59 @@ def test_hookspec_docstring(name):
     assert re.search(r":return: \S", doc), f"{name}: document the return value (':return: ...')"
 
 
+def _hints(name):
+    # hookspecs imports Lightning only for type checkers (it is slow to import)
+    return typing.get_type_hints(SPECS[name], localns={"lightning": lightning})
+
+
+def _named_types(hint):
+    """Every type an annotation names: ``Register[RewardFn]`` names Register and RewardFn."""
+    origin = typing.get_origin(hint)
+    if origin is None:
+        return [hint]
+    named = [] if origin in (typing.Union, types.UnionType) else [origin]
+    return named + [t for arg in typing.get_args(hint) for t in _named_types(arg)]
+
+
+def test_module_docstring_names_every_kind():
+    doc = " ".join(inspect.getdoc(hookspecs).split()).lower()
+    number = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"][len(KINDS)]
+    assert f"there are {number} plugin kinds" in doc
+    for kind in KINDS:
+        assert kind.replace("_", " ") in doc, f"the module docstring does not name {kind}"
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_hookspec_is_annotated(name):
+    signature = inspect.signature(SPECS[name])
+    unannotated = [p for p, param in signature.parameters.items()
+                   if param.annotation is inspect.Parameter.empty]
+    assert not unannotated, f"{name}: annotate {unannotated}"
+    assert signature.return_annotation is not inspect.Signature.empty, f"{name}: annotate -> ..."
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_hookspec_types_are_importable_from_the_api(name):
+    named = {t for hint in _hints(name).values() for t in _named_types(hint)}
+    ours = [t for t in named if getattr(t, "__module__", "").split(".")[0] == "r1kit"]
+    for t in ours:
+        assert t.__name__ in api.__all__ and getattr(api, t.__name__) is t, (
+            f"{name} names {t.__module__}.{t.__name__}: export it from r1kit.api")
+
+
+@pytest.mark.parametrize("name", REGISTRATION)
+def test_registration_hook_takes_a_register_of_a_protocol(name):
+    register = _hints(name)["register"]
+    assert typing.get_origin(register) is api.Register, f"{name}: register: Register[...]"
+    (kind,) = typing.get_args(register)
+    assert getattr(kind, "_is_protocol", False), f"{name}: Register[{kind}] is no Protocol"
+
+
+def test_each_kind_has_its_own_protocol():
+    kinds = [typing.get_args(_hints(name)["register"]) for name in REGISTRATION]
+    assert len(set(kinds)) == len(REGISTRATION)
+
+
 def _writing_a_plugin_section() -> str:
     readme = REPO / "README.md"
     assert readme.exists(), "README.md is missing (it documents every hook in 'Writing a plugin')"
@@ -67,6 +122,25 @@ def _writing_a_plugin_section() -> str:
 def test_hook_is_documented_in_readme(name):
     assert name in _writing_a_plugin_section(), (
         f"{name} is not mentioned in README.md's 'Writing a plugin' section")
+
+
+def test_readme_plugins_import_only_the_api():
+    imports = re.findall(r"^\s*(?:from|import) (r1kit\S*)", _writing_a_plugin_section(),
+                         re.MULTILINE)
+    assert imports and set(imports) == {"r1kit.api"}, imports
+
+
+def test_readme_plugin_examples_register_one_of_each_kind():
+    blocks = re.findall(r"^```python\n(.*?)^```", _writing_a_plugin_section(), re.S | re.M)
+    modules = []
+    for i, source in enumerate(blocks):
+        module = types.ModuleType(f"r1kit_readme_example_{i}")
+        exec(compile(source, f"README.md python block {i}", "exec"), vars(module))
+        modules.append(module)
+    registry = build_registry(create_plugin_manager(autoload=False, extra_plugins=tuple(modules)))
+    from_readme = {kind: [e.name for e in registry.entries(kind) if e.plugin.startswith(
+        "r1kit_readme_example_")] for kind in KINDS}
+    assert all(from_readme.values()), f"kinds without a README example: {from_readme}"
 
 
 def test_every_kind_has_a_registration_hook():

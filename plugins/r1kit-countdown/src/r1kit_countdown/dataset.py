@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from r1kit.config.schema import ConfigError
+from r1kit.api import ConfigError
 
 from r1kit_countdown.game import random_puzzle
 

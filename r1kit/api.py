@@ -1,0 +1,146 @@
+"""The plugin API: everything a plugin package imports from r1kit, and nothing else.
+
+A plugin is a module of hook implementations (``@hookimpl``, hooks in :mod:`r1kit.hookspecs`).
+Its registration hooks receive a :class:`Register` and hand it objects of the six plugin kinds;
+the Protocols below are the contract of each kind, so that a type checker can check a plugin
+against them and a plugin never has to import r1kit's internals (which may move; these names
+do not). They are ``runtime_checkable``; ``isinstance`` checks that the members exist, not
+their signatures.
+
+=========== ================================ ===================================
+kind        register(name, obj) takes        selected in the config as
+=========== ================================ ===================================
+reward      :class:`RewardFn`                ``reward=[name,...]``
+sampler     :class:`SamplerFactory`          ``sampler=name``
+advantage   :class:`AdvantageFn`             ``advantage=name``
+filter      :class:`FilterFn`                ``filter=[name,...]``
+dataset     :class:`DatasetFn`               ``data=name``
+code_runner :class:`CodeRunnerFactory`       ``reward.code.language=name``
+=========== ================================ ===================================
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, TypeVar, runtime_checkable
+
+import torch
+
+from r1kit import hookimpl
+from r1kit.config.schema import ConfigError
+from r1kit.data.response import full_response, opened_response
+from r1kit.rewards.code.runners import CodeRunner
+from r1kit.rollout import Rollout
+from r1kit.sampling import Generation, Sampler, SamplerCapabilities
+
+__all__ = [
+    "hookimpl", "Register",
+    "RewardFn", "full_response", "opened_response",
+    "SamplerFactory", "Sampler", "SamplerCapabilities", "Generation",
+    "AdvantageFn", "FilterFn", "Rollout", "DatasetFn", "CodeRunnerFactory", "CodeRunner",
+    "ConfigError",
+]
+
+#: What a ``Register`` accepts: one plugin kind's Protocol.
+_PluginT = TypeVar("_PluginT", contravariant=True)
+
+
+@runtime_checkable
+class Register(Protocol[_PluginT]):
+    """The ``register`` callable each registration hook receives (``Register[RewardFn]`` in
+    ``r1kit_register_rewards``, and so on).
+
+    ``name`` must be a Python identifier: it becomes an option of the kind's config group, and
+    registering it twice (in one plugin or across plugins) is an error naming both. ``schema``
+    is an optional dataclass whose fields are the options ``obj`` accepts: they become the
+    config node's typed keys with their defaults, and its ``__post_init__`` validates them when
+    the config is composed (raise :class:`ConfigError` naming the key).
+    """
+
+    def __call__(self, name: str, obj: _PluginT, schema: type | None = None) -> None: ...
+
+
+@runtime_checkable
+class RewardFn(Protocol):
+    """Scores a batch of completions: one value per completion, ``None`` where the reward does
+    not apply (it then adds nothing to the weighted total and is left out of its mean).
+
+    ``examples[i]`` is the dataset row that produced ``completions[i]`` (its ``prompt``,
+    ``answer`` and any other field), with ``rendered_prompt`` added: the prompt as the model saw
+    it, template applied. A template may open the response itself (R1-Zero's ends with
+    ``Assistant: <think>``); the completion then continues it, so judge the whole response,
+    ``full_response(example["rendered_prompt"], completion)`` (``opened_response(prompt)`` is
+    the part the prompt wrote).
+
+    ``options`` are the keys of the config node ``reward.<name>`` other than the harness's
+    ``weight``, ``timeout`` and ``on_error``. Each reward runs in a thread of its own, under its
+    ``timeout``; an exception stops the run naming the reward and the sample (or, with
+    ``on_error=skip``, the sample scores ``None`` and is counted), so raise rather than return
+    0.0 for a sample you cannot judge.
+    """
+
+    def __call__(self, completions: list[str], examples: list[dict],
+                 **options: Any) -> list[float | None]: ...
+
+
+@runtime_checkable
+class SamplerFactory(Protocol):
+    """Builds the sampler for a policy: ``model`` is the Hugging Face causal LM being trained,
+    ``tokenizer`` its tokenizer, ``options`` the keys of the config node ``sampler`` other than
+    ``name``. Called when a stage that samples starts."""
+
+    def __call__(self, model: torch.nn.Module, tokenizer: Any, **options: Any) -> Sampler: ...
+
+
+@runtime_checkable
+class AdvantageFn(Protocol):
+    """Turns each completion's scalar reward into its advantage, shared by all of its tokens.
+
+    ``rewards`` and ``group_ids`` are 1-D and of equal length N; ``group_ids[i]`` (long) is the
+    prompt group of completion ``i``. Returns a float tensor of N values, never NaN (a group of
+    one or of equal rewards must still give numbers). ``options``: the config node
+    ``advantage`` other than ``name``.
+    """
+
+    def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor,
+                 **options: Any) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class FilterFn(Protocol):
+    """Decides what of a scored rollout is trained on: returns a subset
+    (``rollout.select(indices)``) or a copy with changed ``rewards`` or ``loss_weights``
+    (``rollout.replace(...)``), never the input modified in place.
+
+    Filters run after rewards and before advantages, in the order of the ``filter`` list; the
+    same filters pick samples in rejection sampling. Dropping whole groups makes the trainer
+    sample more prompts to refill the batch. ``options``: the config node ``filter.<name>``.
+    """
+
+    def __call__(self, rollout: Rollout, **options: Any) -> Rollout: ...
+
+
+@runtime_checkable
+class DatasetFn(Protocol):
+    """The rows of ``split`` (``"train"`` or ``"val"``; an empty ``val`` makes r1kit hold out
+    the last ``data.val_size`` training rows). Every process of a run calls it, so the rows
+    must depend on nothing but the arguments (draw randomness from ``seed``).
+
+    Each row is a dict with a ``prompt`` (str) and, for verifiable tasks, an ``answer``; every
+    other field is kept and handed to rewards in ``examples``. ``options``: the keys of the
+    config node ``data`` that are fields of the registered schema.
+    """
+
+    def __call__(self, split: str, seed: int, **options: Any) -> Sequence[dict]: ...
+
+
+@runtime_checkable
+class CodeRunnerFactory(Protocol):
+    """Makes the runner of one language for the ``code`` reward's sandbox: a :class:`CodeRunner`
+    subclass itself, or a function of no arguments. Called on every call of the ``code`` reward
+    whose ``language`` is the registered name.
+
+    :class:`CodeRunner` is an abstract base class rather than a Protocol: subclass it, implement
+    ``prepare`` and set ``fence_tags``; its other methods have defaults that the sandbox calls.
+    """
+
+    def __call__(self) -> CodeRunner: ...
