@@ -317,6 +317,10 @@ class VLLMSampler:
                 logprobs.append(_sampled_logprobs(sample.logprobs, tokens))
         return Generation(completion_ids=completions, truncated=truncated, logprobs=logprobs)
 
+    def request_logprobs(self, wanted: bool) -> None:
+        """The engine's log-probs come with every generation (the trainer compares them with
+        its own); they are never the policy's exact ones, so there is nothing to switch."""
+
     def sync_weights(self, model) -> None:
         """Push ``model``'s weights into the engine on every ``sync_every``-th call."""
         self._sync_calls += 1
