@@ -9,8 +9,9 @@ with 2 processes the stage itself starts rank 1, as in a real run. Rank 0 times 
 ``rejection_sampling`` stage once every rank has joined: sampling, scoring, filtering, writing
 the shards and merging them. Joining (for 2 processes: rank 1 starting, importing and reaching
 the process group) is timed on its own. The setups take turns, ``--repeats`` rounds; the
-table gives the median and every run, the load average before and after each, and whether the
-merged dataset is the 1 x 1 one byte for byte (each shard is seeded by its number).
+table gives the median and every run, when each rank wrote its last shard, the load average
+before and after each run, and whether the merged dataset is the 1 x 1 one byte for byte (each
+shard is seeded by its number).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def worker(overrides: list[str], threads: int, out: Path) -> None:
     scfg = stage_config(cfg, "rs", registry)
     start = time.perf_counter()
     ranks = join_ranks(scfg.trainer)
-    joined = time.perf_counter()
+    joined, joined_wall = time.perf_counter(), time.time()
     stage_dir = Path(cfg.run_dir) / "rs"
     stage_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, verbose=False)
@@ -78,7 +79,19 @@ def worker(overrides: list[str], threads: int, out: Path) -> None:
         out.write_text(json.dumps({
             "join_s": joined - start, "stage_s": end - joined, "world_size": ranks.world_size,
             "threads": torch.get_num_threads(), "metrics": outputs["metrics"],
+            "rank_done_s": _rank_done(stage_dir / "shards", joined_wall),
             "dataset_sha256": digest}))
+
+
+def _rank_done(shard_dir: Path, start: float) -> dict[int, float]:
+    """Per rank, seconds from the join to its last shard on disk (from the shard records and
+    file times): how evenly the ranks shared the work."""
+    done: dict[int, float] = {}
+    for record in shard_dir.glob("shard-*.meta.json"):
+        rank = json.loads(record.read_text())["rank"]
+        finished = record.with_name(record.name.replace(".meta.json", ".jsonl")).stat().st_mtime
+        done[rank] = max(done.get(rank, 0.0), finished - start)
+    return dict(sorted(done.items()))
 
 
 def _run(args, name: str, root: Path, model: str, round_: int) -> dict:
@@ -101,15 +114,16 @@ def _seconds(runs: list[dict], key: str) -> list[str]:
 def _table(runs: dict[str, list[dict]]) -> str:
     base = statistics.median(r["stage_s"] for r in runs["1 process x 1 thread"])
     reference = runs["1 process x 1 thread"][0]["dataset_sha256"]
-    lines = ["| setup | stage s (median) | runs | join s | speed-up vs 1x1 | same dataset as 1x1 |"
-             " load avg (1 min) before/after |", "|---|---|---|---|---|---|---|"]
+    lines = ["| setup | stage s (median) | runs | join s | speed-up vs 1x1 | same dataset as 1x1 "
+             "| ranks done at s | load avg (1 min) before/after |", "|---" * 8 + "|"]
     for name, rs in runs.items():
         median = statistics.median(r["stage_s"] for r in rs)
         same = "yes" if all(r["dataset_sha256"] == reference for r in rs) else "no"
         loads = ", ".join(f"{r['load_before'][0]:.2f}/{r['load_after'][0]:.2f}" for r in rs)
+        done = ", ".join("/".join(f"{t:.1f}" for t in r["rank_done_s"].values()) for r in rs)
         lines.append(f"| {name} | {median:.2f} | {', '.join(_seconds(rs, 'stage_s'))} | "
                      f"{statistics.median(r['join_s'] for r in rs):.2f} | {base / median:.2f}x | "
-                     f"{same} | {loads} |")
+                     f"{same} | {done} | {loads} |")
     return "\n".join(lines)
 
 
