@@ -18,29 +18,24 @@ def _write(directory: Path, rows: list[dict], num_test: int) -> Path:
     return directory
 
 
-def math_like(directory: Path, n: int = 40, num_test: int = 8, seed: int = 0) -> Path:
+def _sums(n: int, seed: int):
     rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
-        rows.append({
-            "problem": f"Compute $ {a} + {b} $.",
-            "solution": f"We have ${a} + {b} = {a + b - 1} + 1$, so the sum is "
-                        f"$\\boxed{{{a + b}}}$.",
-            "level": "Level 1", "type": "Prealgebra"})
+    return [(rng.randint(10, 99), rng.randint(10, 99)) for _ in range(n)]
+
+
+def math_like(directory: Path, n: int = 40, num_test: int = 8, seed: int = 0) -> Path:
+    rows = [{"problem": f"Compute $ {a} + {b} $.",
+             "solution": f"We have ${a} + {b} = {a + b - 1} + 1$, so the sum is "
+                         f"$\\boxed{{{a + b}}}$.",
+             "level": "Level 1", "type": "Prealgebra"} for a, b in _sums(n, seed)]
     return _write(directory, rows, num_test)
 
 
 def gsm8k_like(directory: Path, n: int = 40, num_test: int = 8, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
-        rows.append({
-            "question": f"Tom has {a} apples and buys {b} more at the market. "
-                        "How many apples does Tom have now?",
-            "answer": f"Tom now has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} apples.\n"
-                      f"#### {a + b}"})
+    rows = [{"question": f"Tom has {a} apples and buys {b} more at the market. "
+                         "How many apples does Tom have now?",
+             "answer": f"Tom now has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} apples.\n"
+                       f"#### {a + b}"} for a, b in _sums(n, seed)]
     return _write(directory, rows, num_test)
 
 
