@@ -68,6 +68,14 @@ def _count(key: str, n: int = 1) -> None:
         COUNTERS[key] += n
 
 
+def counters() -> dict[str, int]:
+    """A copy of ``COUNTERS`` taken under the lock the reward threads count under. Read it
+    before and after a batch is scored: the difference is that batch's counts (the trainer logs
+    each step's as ``reward_timeouts/accuracy`` and so on)."""
+    with _COUNTERS_LOCK:
+        return dict(COUNTERS)
+
+
 def accuracy_reward(completions: list[str], examples: list[dict], **options) -> list[float | None]:
     """1.0 if the completion's final answer equals ``example["answer"]``, else 0.0.
 

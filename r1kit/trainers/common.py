@@ -1,12 +1,18 @@
-"""Pieces every r1kit LightningModule shares: the optimizer, gradient clipping, RNG state, and
-combining metrics and state over data-parallel ranks."""
+"""Pieces every r1kit LightningModule shares, as functions and small objects the module owns:
+combining metrics over data-parallel ranks, how a loss reaches each rank's gradients
+(``Backprop``), the optimizer and its step (``PolicyOptimizer``), what checkpoints carry
+besides the weights (``ResumeState``), and the module base they make up
+(``PolicyTrainingModule``)."""
 
 from __future__ import annotations
 
 import math
 import random
 from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
 
+import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -35,8 +41,8 @@ def gather_objects(obj) -> list:
 #: How a metric combines over ranks, by name prefix. Counts add up, a step lasts as long as its
 #: slowest rank; every other metric is the weighted mean over the ranks that report a finite
 #: value (a rank with no completion a reward applies to reports NaN for it).
-SUMMED = ("rollout/sampled_groups", "rollout/kept_groups", "reward_errors/", "throughput/",
-          "train/skipped_ranks")
+SUMMED = ("rollout/sampled_groups", "rollout/kept_groups", "reward_errors/", "reward_timeouts/",
+          "reward_fast_path/", "reward_math_verify/", "throughput/", "train/skipped_ranks")
 MAXED = ("time/", "rollout/refill_rounds")
 
 
@@ -79,66 +85,120 @@ def sum_over_ranks(strategy):
     return reduce
 
 
+@dataclass(frozen=True)
+class Backprop:
+    """How a loss reaches this rank's gradients, and how the ranks agree on its scale.
+
+    ``backward(loss)`` (``LightningModule.manual_backward`` in training), ``no_sync()`` (a
+    context that suspends the strategy's gradient all-reduce, so a rank running several
+    micro-batches still synchronises once), ``sum_over_ranks(x)`` and the number of ranks whose
+    gradients the strategy *averages*. The defaults are those of one process.
+    """
+
+    backward: Callable = torch.Tensor.backward
+    no_sync: Callable = nullcontext
+    sum_over_ranks: Callable[[float], float] = float
+    world_size: int = 1
+
+    @classmethod
+    def of(cls, module) -> "Backprop":
+        """The Backprop of a LightningModule under its trainer's strategy."""
+        strategy = module.trainer.strategy
+        return cls(module.manual_backward, no_sync_context(strategy), sum_over_ranks(strategy),
+                   module.trainer.world_size)
+
+    def share(self, units: float) -> float:
+        """``world_size · units / Σ_ranks units``: the factor on this rank's loss (or on a
+        statistic) that makes the strategy's average over ranks the value over the union of
+        every rank's units; 0 when no rank has any. A collective: every rank must call it."""
+        total = self.sum_over_ranks(units)
+        return self.world_size * units / total if total else 0.0
+
+
 # ------------------------------------------------------------------------------ optimizer
-class OptimizerMixin:
-    """AdamW with linear warm-up, stepped by the module itself (manual optimisation)."""
+def trainable_parameters(trainer, policy) -> list:
+    """The weights the optimizer steps. Under FSDP the policy's weights live in the wrapper's
+    flat parameters, so ask the strategy's (wrapped) model; elsewhere that is the policy's."""
+    root = trainer.model if trainer is not None and trainer.model is not None else policy
+    return [p for p in root.parameters() if p.requires_grad]
 
-    def _trainable_parameters(self) -> list:
-        # Under FSDP the policy's weights live in the wrapper's flat parameters, so ask the
-        # strategy's (wrapped) model; elsewhere that is the policy's own parameters.
-        trainer = self._trainer
-        root = trainer.model if trainer is not None and trainer.model is not None else self.policy
-        return [p for p in root.parameters() if p.requires_grad]
 
-    def configure_optimizers(self):
-        cfg = self.optim_cfg
-        params = self._trainable_parameters()
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                      betas=tuple(cfg.betas), fused=self._fused_adamw(params))
+def fused_adamw(params, strategy) -> bool | None:
+    """torch's fused AdamW kernel (one pass over each tensor: 2.2x faster than the default on
+    the 8.4M-parameter benchmark model on CPU) where it applies: plain float tensors on CPU or
+    CUDA. DeepSpeed brings its own optimizer wrapping, so it keeps the default (None)."""
+    if type(strategy).__name__.startswith("DeepSpeed") or not params:
+        return None
+    return all(p.device.type in ("cpu", "cuda") and p.dtype in (
+        torch.float32, torch.bfloat16, torch.float16) and type(p) is torch.nn.Parameter
+        for p in params) or None
+
+
+class PolicyOptimizer:
+    """AdamW with linear warm-up over the policy's weights, stepped by the module itself
+    (manual optimisation: GRPO steps μ times per rollout). ``cfg`` is the ``optim`` config."""
+
+    def __init__(self, cfg, policy):
+        self.cfg, self.policy = cfg, policy
+
+    def configure(self, trainer) -> dict:
+        """What ``LightningModule.configure_optimizers`` returns."""
+        cfg = self.cfg
+        params = trainable_parameters(trainer, self.policy)
+        optimizer = torch.optim.AdamW(
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas),
+            fused=fused_adamw(params, getattr(trainer, "strategy", None)))
         warmup = cfg.warmup_steps
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule,
                                                          "interval": "step"}}
 
-    def _fused_adamw(self, params) -> bool | None:
-        """torch's fused AdamW kernel (one pass over each tensor: 2.2x faster than the default
-        on the 8.4M-parameter benchmark model on CPU) where it applies: plain float tensors on
-        CPU or CUDA. DeepSpeed brings its own optimizer wrapping, so it keeps the default."""
-        strategy = type(getattr(self._trainer, "strategy", None)).__name__
-        if strategy.startswith("DeepSpeed") or not params:
-            return None
-        return all(p.device.type in ("cpu", "cuda") and p.dtype in (
-            torch.float32, torch.bfloat16, torch.float16) and type(p) is torch.nn.Parameter
-            for p in params) or None
-
-    def _clip_and_step(self, optimizer) -> float:
-        """Clip the gradient norm, step. The gradients are already averaged over ranks (DDP:
-        identical on every rank, so every rank clips alike); FSDP's sharded gradients need the
-        root wrapper's own ``clip_grad_norm_``, which reduces the norm over shards."""
+    def clip_and_step(self, optimizer, scheduler, trainer) -> float:
+        """Clip the gradient norm, step the optimizer and the schedule; returns the norm before
+        clipping. The gradients are already averaged over ranks (DDP: identical on every rank,
+        so every rank clips alike); FSDP's sharded gradients need the root wrapper's own
+        ``clip_grad_norm_``, which reduces the norm over shards."""
         from torch.distributed.fsdp import FullyShardedDataParallel
 
-        max_norm = self.optim_cfg.max_grad_norm or float("inf")
-        root = self._trainer.model if self._trainer is not None else None
+        max_norm = self.cfg.max_grad_norm or float("inf")
+        root = trainer.model if trainer is not None else None
         if isinstance(root, FullyShardedDataParallel):
             norm = root.clip_grad_norm_(max_norm)
         else:
             params = [p for p in self.policy.parameters() if p.grad is not None]
             norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         optimizer.step()
-        scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
         return float(norm)
 
 
-# ------------------------------------------------------------------------------ RNG state
+# ------------------------------------------------------------------ what checkpoints carry
 def _rng_state() -> dict:
     # plain Python values and tensors only: Lightning loads checkpoints with weights_only=True,
     # which refuses numpy arrays
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {"torch": torch.get_rng_state(), "python": random.getstate(),
             "numpy": (kind, keys.tolist(), int(pos), int(has_gauss), float(cached))}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def seed_rank(rank: int) -> None:
+    """seed_everything gave every rank the same seed, so every rank would draw the same sampling
+    noise: give rank r its own stream. Rank 0 keeps the original one, so a single-device run is
+    unchanged; a resumed run then restores each rank's saved state (``ResumeState.load``)."""
+    if rank:
+        seed = (torch.initial_seed() + 1_000_003 * rank) % 2**32
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
 
 
 def rank_state(checkpoint: dict, key: str, rank: int, world_size: int):
@@ -159,33 +219,73 @@ def save_rank_states(checkpoint: dict, key: str, state) -> None:
         checkpoint[key + "_ranks"] = gather_objects(state)
 
 
-class RNGStateMixin:
-    """Checkpoints carry every RNG state (of every rank) so a resumed run samples what the
-    original would."""
+class ResumeState:
+    """What a module's checkpoints carry besides weights, optimizer and loop counters: every
+    rank's RNG states and position in its prompt ``stream``, so a resumed run samples and reads
+    what the original would have. The module draws its rows from the stream itself (a filter
+    may ask for more mid-step), so no DataLoader holds the data position."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def save(self, checkpoint: dict) -> None:
+        save_rank_states(checkpoint, "r1kit_rng", _rng_state())
+        save_rank_states(checkpoint, "r1kit_stream", self.stream.state_dict())
+
+    def load(self, checkpoint: dict, rank: int, world_size: int) -> None:
+        rng = rank_state(checkpoint, "r1kit_rng", rank, world_size)
+        stream = rank_state(checkpoint, "r1kit_stream", rank, world_size)
+        # a checkpoint written by another tool carries neither
+        if rng is not None:
+            _set_rng_state(rng)
+        if stream is not None:
+            self.stream.load_state_dict(stream)
+
+
+class PolicyTrainingModule(L.LightningModule):
+    """What every r1kit training module does alike, from its own constructor arguments: it
+    optimises ``policy`` itself (manual optimisation, ``PolicyOptimizer`` over ``optim_cfg``),
+    draws its rows from ``stream`` (its loader only ticks steps), gives each rank its own
+    sampling noise, and checkpoints every rank's RNG and stream state (``ResumeState``)."""
+
+    def __init__(self, *, policy, stream, optim_cfg):
+        super().__init__()
+        self.automatic_optimization = False
+        self.policy, self.stream = policy, stream
+        self.optimization = PolicyOptimizer(optim_cfg, policy)
+        self.resume_state = ResumeState(stream)
+
+    def _clip_and_step(self, optimizer) -> float:
+        """Clip, step the optimizer and the schedule; the gradient norm before clipping."""
+        return self.optimization.clip_and_step(optimizer, self.lr_schedulers(), self._trainer)
 
     def setup(self, stage: str) -> None:
-        # seed_everything gave every rank the same seed, so every rank would draw the same
-        # sampling noise: give rank r its own stream (rank 0 keeps the original one, so a
-        # single-device run is unchanged). A resumed run then restores each rank's saved state.
-        super().setup(stage)
-        rank = self.global_rank
-        if rank:
-            seed = (torch.initial_seed() + 1_000_003 * rank) % 2**32
-            torch.manual_seed(seed)
-            random.seed(seed)
-            np.random.seed(seed)
+        seed_rank(self.global_rank)
+
+    def train_dataloader(self):
+        return step_ticks()
+
+    def configure_optimizers(self):
+        return self.optimization.configure(self._trainer)
 
     def on_save_checkpoint(self, checkpoint) -> None:
-        save_rank_states(checkpoint, "r1kit_rng", _rng_state())
+        self.resume_state.save(checkpoint)
 
     def on_load_checkpoint(self, checkpoint) -> None:
-        state = rank_state(checkpoint, "r1kit_rng", self.global_rank, self.trainer.world_size)
-        if state is None:  # a checkpoint written by another tool
-            return
-        torch.set_rng_state(state["torch"])
-        random.setstate(state["python"])
-        kind, keys, pos, has_gauss, cached = state["numpy"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        self.resume_state.load(checkpoint, self.global_rank, self.trainer.world_size)
+
+
+def step_ticks() -> torch.utils.data.DataLoader:
+    """The modules' ``train_dataloader``: it only ticks steps (the rows come from the stream)."""
+    return torch.utils.data.DataLoader(_Ticks(), batch_size=None)
+
+
+class _Ticks(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        step = 0
+        while True:
+            yield step
+            step += 1
 
 
 def log_step_metrics(module, metrics: dict, progress: dict) -> None:
@@ -202,29 +302,3 @@ def log_step_metrics(module, metrics: dict, progress: dict) -> None:
             logger.log_metrics(metrics, step=step)
     for key, value in progress.items():
         module.log(key, value, prog_bar=True, logger=False, on_step=True)
-
-
-class PromptStreamMixin(RNGStateMixin):
-    """Modules that draw their rows from ``self.stream`` (resumable, one position per rank)
-    rather than from a DataLoader, so a filter can ask for more mid-step; the loader only ticks
-    steps, and checkpoints carry every rank's stream position with the RNG states."""
-
-    def train_dataloader(self):
-        return torch.utils.data.DataLoader(_Ticks(), batch_size=None)
-
-    def on_save_checkpoint(self, checkpoint) -> None:
-        super().on_save_checkpoint(checkpoint)
-        save_rank_states(checkpoint, "r1kit_stream", self.stream.state_dict())
-
-    def on_load_checkpoint(self, checkpoint) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.stream.load_state_dict(rank_state(checkpoint, "r1kit_stream", self.global_rank,
-                                               self.trainer.world_size))
-
-
-class _Ticks(torch.utils.data.IterableDataset):
-    def __iter__(self):
-        step = 0
-        while True:
-            yield step
-            step += 1

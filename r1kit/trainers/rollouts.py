@@ -8,6 +8,7 @@ import torch
 
 from r1kit.data.loading import render_prompt
 from r1kit.models.loading import encode_prompt, visible_prompt
+from r1kit.rewards import accuracy
 from r1kit.rewards.harness import RewardSpec, start_rewards
 from r1kit.rollout import Rollout
 
@@ -17,6 +18,21 @@ class FilterStep:
     name: str
     fn: object
     options: dict
+
+
+#: the accuracy reward's counters (``r1kit.rewards.accuracy.COUNTERS``) -> the metric of a step's
+#: count: how many of the step's samples (every refill round) were decided by the plain-number
+#: fast path, by math-verify, or ran past ``reward.accuracy.sample_timeout`` (scored 0)
+ACCURACY_COUNTER_METRICS = {"timeouts": "reward_timeouts/accuracy",
+                            "fast_path": "reward_fast_path/accuracy",
+                            "math_verify": "reward_math_verify/accuracy"}
+
+
+def accuracy_counts(before: dict, after: dict) -> dict:
+    """The ``ACCURACY_COUNTER_METRICS`` of the samples scored between two readings of
+    ``accuracy.counters()``."""
+    return {metric: float(after.get(key, 0) - before.get(key, 0))
+            for key, metric in ACCURACY_COUNTER_METRICS.items()}
 
 
 def reward_rows(rollout: Rollout) -> list[dict]:
@@ -34,6 +50,7 @@ class RolloutCollector:
         self.sampler, self.tokenizer, self.model_cfg = sampler, tokenizer, model_cfg
         self.template, self.rewards, self.filters = template, rewards, filters
         self.reward_errors: dict[str, int] = {}
+        self.scores_accuracy = any(spec.name == "accuracy" for spec in rewards)
 
     def sample(self, rows: list[dict], num_samples: int, *, greedy: bool = False,
                while_scoring=None) -> Rollout:
@@ -79,8 +96,10 @@ class RolloutCollector:
     def collect(self, stream, num_prompts: int, group_size: int, max_refill_rounds: int,
                 while_scoring=None):
         """A filtered rollout of up to ``num_prompts`` groups; refills while filters drop
-        groups, at most ``max_refill_rounds`` extra sampling rounds. Returns (rollout, stats).
+        groups, at most ``max_refill_rounds`` extra sampling rounds. Returns (rollout, stats);
+        with the accuracy reward, stats count its samples' verdicts (``accuracy_counts``).
         ``while_scoring`` is passed to :meth:`sample` for every round."""
+        counted = accuracy.counters()
         kept, groups, sampled_groups, rounds = [], 0, 0, 0
         while groups < num_prompts and rounds <= max_refill_rounds:
             rows = stream.take(num_prompts - groups if rounds else num_prompts)
@@ -93,6 +112,8 @@ class RolloutCollector:
             rounds += 1
         stats = {"rollout/sampled_groups": sampled_groups, "rollout/kept_groups": groups,
                  "rollout/refill_rounds": rounds - 1}
+        if self.scores_accuracy:
+            stats.update(accuracy_counts(counted, accuracy.counters()))
         if not kept:
             return None, stats
         rollout = Rollout.concat(kept) if len(kept) > 1 else kept[0]

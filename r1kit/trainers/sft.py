@@ -10,52 +10,44 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 
-import lightning as L
-import torch
 
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.models.attention import auto_attention
-from r1kit.trainers.common import (OptimizerMixin, PromptStreamMixin, log_step_metrics,
-                                   no_sync_context, reduce_metrics, sum_over_ranks)
+from r1kit.trainers.common import (Backprop, PolicyTrainingModule, log_step_metrics,
+                                   reduce_metrics)
 
 
 def accumulate_sft_gradients(policy, ids, attention, positions, mask, micro_batch_size: int, *,
-                             backward=None, no_sync=nullcontext, sum_over_ranks=None,
-                             world_size: int = 1) -> float:
+                             backprop: Backprop = Backprop()) -> float:
     """Backpropagate the negative log-likelihood of the completion tokens, averaged over every
     token of the global batch (long solutions weigh by their length), in micro-batches of
     ``micro_batch_size`` rows; returns this rank's share of that loss (its mean over ranks is
-    the loss). Each rank scales its token sum by ``world_size / tokens_global``
-    (``sum_over_ranks``), so the strategy's gradient average is the global token mean; every
-    micro-batch but the last runs under ``no_sync()`` (see ``accumulate_gradients``)."""
-    backward = backward or torch.Tensor.backward
+    the loss). Each rank scales its token sum by ``world_size / tokens_global``, so the
+    strategy's gradient average is the global token mean; every micro-batch but the last runs
+    under ``backprop.no_sync()`` (see ``accumulate_gradients``)."""
     local = float(mask.sum())
-    total_tokens = max(sum_over_ranks(local) if sum_over_ranks is not None else local, 1.0)
+    total_tokens = max(backprop.sum_over_ranks(local), 1.0)
     starts = range(0, mask.size(0), micro_batch_size)
     loss_sum = 0.0
     for start in starts:
         rows = slice(start, start + micro_batch_size)
-        with nullcontext() if start == starts[-1] else no_sync():
+        with nullcontext() if start == starts[-1] else backprop.no_sync():
             logp, _ = completion_logprobs(policy, ids[rows], attention[rows], positions[rows],
                                           mask[rows])
-            loss = -logp.sum() * world_size / total_tokens
-            backward(loss)
+            loss = -logp.sum() * backprop.world_size / total_tokens
+            backprop.backward(loss)
         loss_sum += float(loss.detach())
     return loss_sum
 
 
-class SFTModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
+class SFTModule(PolicyTrainingModule):
     def __init__(self, *, policy, tokenizer, encode, stream, cfg, evaluator=None):
-        super().__init__()
-        self.automatic_optimization = False  # one stepping path for every r1kit module
-        self.policy, self.tokenizer, self.encode, self.stream = policy, tokenizer, encode, stream
-        self.optim_cfg, self.batch_size = cfg.optim, cfg.data.batch_size
+        super().__init__(policy=policy, stream=stream, optim_cfg=cfg.optim)
+        self.tokenizer, self.encode = tokenizer, encode
+        self.batch_size = cfg.data.batch_size
         self.micro_batch_size = cfg.algo.micro_batch_size
         self.attention = cfg.model.attn_implementation
         self.evaluator = evaluator
-
-    def on_fit_start(self) -> None:
-        auto_attention([self.policy], self.attention, self.device)
 
     def training_step(self, batch, batch_idx):
         started = time.perf_counter()
@@ -65,11 +57,8 @@ class SFTModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         ids, attention, positions, mask = pack(list(prompts), list(completions),
                                                self.tokenizer.pad_token_id, self.device)
-        strategy = self.trainer.strategy
-        loss_sum = accumulate_sft_gradients(
-            self.policy, ids, attention, positions, mask, self.micro_batch_size,
-            backward=self.manual_backward, no_sync=no_sync_context(strategy),
-            sum_over_ranks=sum_over_ranks(strategy), world_size=self.trainer.world_size)
+        loss_sum = accumulate_sft_gradients(self.policy, ids, attention, positions, mask,
+                                            self.micro_batch_size, backprop=Backprop.of(self))
         grad_norm = self._clip_and_step(optimizer)
         metrics = {"sft/loss": loss_sum, "train/grad_norm": grad_norm,
                    "train/lr": optimizer.param_groups[0]["lr"],
@@ -80,3 +69,5 @@ class SFTModule(PromptStreamMixin, OptimizerMixin, L.LightningModule):
             metrics.update(reduce_metrics(evaluator.run(step), weight=len(evaluator.rows)))
         log_step_metrics(self, metrics, {"loss": metrics["sft/loss"]})
 
+    def on_fit_start(self) -> None:
+        auto_attention([self.policy], self.attention, self.device)

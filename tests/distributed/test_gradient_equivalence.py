@@ -2,7 +2,8 @@
 that DDP averages over 2 gloo ranks equals the gradient of one process on the union of their
 rows, through the trainers' own loss paths (``accumulate_gradients`` for GRPO,
 ``accumulate_sft_gradients`` for SFT: micro-batches, ``no_sync``, per-rank loss scaling) and
-Lightning's manual-optimisation backward (``prepare_for_backward``)."""
+Lightning's manual-optimisation backward (``prepare_for_backward``); and the loss terms the
+ranks report average to the single process's (what the logged metrics are)."""
 
 from __future__ import annotations
 
@@ -41,10 +42,11 @@ def _model():
     return tokenizer, model.train()
 
 
-def _fixed_batch(tokenizer, model) -> dict:
+def _fixed_batch(tokenizer, model):
     """4 groups × 4 completions of varied lengths (one masked out by a filter), fixed
     advantages, and π_old / π_ref log-probs off the current policy so ratios clip."""
     from r1kit.algo.logprobs import completion_logprobs, pack
+    from r1kit.trainers.grpo_batch import PolicyBatch
 
     gen = torch.Generator().manual_seed(0)
     vocab = len(tokenizer)
@@ -60,17 +62,18 @@ def _fixed_batch(tokenizer, model) -> dict:
     with torch.no_grad():
         logp, _ = completion_logprobs(model, ids, attention, positions, mask)
     noise = lambda: 0.3 * torch.randn(logp.shape, generator=gen) * mask  # noqa: E731
-    return {"ids": ids, "attention": attention, "positions": positions, "mask": mask,
-            "advantages": torch.randn(GROUPS * G, generator=gen),
-            "group_ids": torch.arange(GROUPS).repeat_interleave(G),
-            "old_logp": logp + noise(), "ref_logp": logp + noise()}
+    return PolicyBatch(ids, attention, positions, mask,
+                       torch.arange(GROUPS).repeat_interleave(G),
+                       torch.randn(GROUPS * G, generator=gen), old_logp=logp + noise(),
+                       ref_logp=logp + noise())
 
 
-def _rows(batch, groups) -> dict | None:
+def _rows(batch, groups):
+    """The rows of ``groups``; None for no group (a rank with nothing to learn)."""
     if not groups:
         return None
-    rows = torch.cat([torch.nonzero(batch["group_ids"] == g).flatten() for g in groups])
-    return {key: value[rows] for key, value in batch.items()}
+    return batch.rows(torch.cat([torch.nonzero(batch.group_ids == g).flatten()
+                                 for g in groups]))
 
 
 def _grads(model):
@@ -99,7 +102,8 @@ def _check(rank: int, port: int) -> None:
     from lightning.pytorch.overrides.distributed import prepare_for_backward
     from torch.nn.parallel import DistributedDataParallel
 
-    from r1kit.trainers.grpo import accumulate_gradients
+    from r1kit.trainers.common import Backprop
+    from r1kit.trainers.grpo_update import accumulate_gradients
     from r1kit.trainers.sft import accumulate_sft_gradients
 
     torch.set_num_threads(1)
@@ -110,19 +114,19 @@ def _check(rank: int, port: int) -> None:
     batch = _fixed_batch(tokenizer, model)
     common = {"temperature": 1.0, "max_completion_length": 16}
 
-    def single(aggregation, part):  # one process, no DDP: the reference gradient
+    def single(aggregation, part):  # one process, no DDP: the reference gradient and terms
         model.zero_grad(set_to_none=True)
-        accumulate_gradients(model, part, _algo(aggregation), **common)
-        return _grads(model)
+        terms = accumulate_gradients(model, part, _algo(aggregation), **common)
+        return _grads(model), terms
 
     expected = {case: single(case[0], batch) for case in CASES}
-    sft = [batch[k] for k in ("ids", "attention", "positions", "mask")]
+    sft = [batch.ids, batch.attention, batch.positions, batch.mask]
     model.zero_grad(set_to_none=True)
     accumulate_sft_gradients(model, *sft, 4)
     expected_sft = _grads(model)
     # what plain DDP averaging of per-rank losses would give (no global unit counts)
     naive_part = _rows(batch, range(2) if rank == 0 else range(2, 4))
-    naive = single("token_mean", naive_part)
+    naive, _ = single("token_mean", naive_part)
 
     ddp = DistributedDataParallel(model)  # as Lightning wraps the module holding the policy
     _KEEP.append(ddp)
@@ -136,22 +140,29 @@ def _check(rank: int, port: int) -> None:
         dist.all_reduce(tensor)
         return float(tensor)
 
+    backprop = Backprop(manual_backward, ddp.no_sync, sum_over_ranks, WORLD)
     for case in CASES:
         aggregation, first, second = case
         mine = range(first) if rank == 0 else range(first, first + second)
         model.zero_grad(set_to_none=True)
-        accumulate_gradients(model, _rows(batch, mine), _algo(aggregation), **common,
-                             backward=manual_backward, no_sync=ddp.no_sync,
-                             sum_over_ranks=sum_over_ranks, world_size=WORLD,
-                             device=torch.device("cpu"))
-        torch.testing.assert_close(_grads(model), expected[case], rtol=1e-4, atol=1e-6,
+        terms = accumulate_gradients(model, _rows(batch, mine), _algo(aggregation), **common,
+                                     backprop=backprop, device=torch.device("cpu"))
+        grads, single_terms = expected[case]
+        torch.testing.assert_close(_grads(model), grads, rtol=1e-4, atol=1e-6,
                                    msg=lambda m, case=case: f"{case} rank {rank}: {m}")
+        # every rank reports every term, its share of the value over the union: their mean
+        # over ranks (what reduce_metrics logs) is the single process's
+        keys = sorted(single_terms)
+        assert sorted(terms) == keys
+        mean = torch.tensor([terms[k] for k in keys], dtype=torch.float64)
+        dist.all_reduce(mean)
+        mean /= WORLD
+        assert dict(zip(keys, mean.tolist())) == pytest.approx(single_terms, rel=1e-4,
+                                                              abs=1e-6), (case, rank)
     # SFT: the token mean over the union, with ranks holding 10 and 6 rows (uneven tokens)
     rows = slice(0, 10) if rank == 0 else slice(10, None)
     model.zero_grad(set_to_none=True)
-    accumulate_sft_gradients(model, *(t[rows] for t in sft), 4, backward=manual_backward,
-                             no_sync=ddp.no_sync, sum_over_ranks=sum_over_ranks,
-                             world_size=WORLD)
+    accumulate_sft_gradients(model, *(t[rows] for t in sft), 4, backprop=backprop)
     torch.testing.assert_close(_grads(model), expected_sft, rtol=1e-4, atol=1e-6,
                                msg=lambda m: f"sft rank {rank}: {m}")
     # the test can tell: averaging per-rank token means is not the global token mean
@@ -160,7 +171,7 @@ def _check(rank: int, port: int) -> None:
         dist.all_reduce(g)
         g /= WORLD
     gap = max(float((a - e).abs().max()) for a, e in
-              zip(averaged, expected[("token_mean", 2, 2)]))
+              zip(averaged, expected[("token_mean", 2, 2)][0]))
     assert gap > 1e-4, gap
     dist.barrier()
 

@@ -4,16 +4,9 @@ from types import SimpleNamespace
 
 import torch
 
-from r1kit.trainers.common import OptimizerMixin
+from r1kit.trainers.common import PolicyOptimizer, fused_adamw
 
-
-class _Module(OptimizerMixin):
-    def __init__(self, policy, strategy=None):
-        self.policy = policy
-        self._trainer = None if strategy is None else SimpleNamespace(strategy=strategy,
-                                                                      model=None)
-        self.optim_cfg = SimpleNamespace(lr=1e-2, weight_decay=0.1, betas=[0.9, 0.99],
-                                         warmup_steps=0)
+CFG = SimpleNamespace(lr=1e-2, weight_decay=0.1, betas=[0.9, 0.99], warmup_steps=0)
 
 
 class DeepSpeedStrategy:  # only the class name is read
@@ -22,9 +15,9 @@ class DeepSpeedStrategy:  # only the class name is read
 
 def test_fused_on_cpu_parameters_not_under_deepspeed():
     policy = torch.nn.Linear(4, 3)
-    optimizer = _Module(policy).configure_optimizers()["optimizer"]
+    optimizer = PolicyOptimizer(CFG, policy).configure(trainer=None)["optimizer"]
     assert optimizer.defaults["fused"] is True
-    assert _Module(policy, DeepSpeedStrategy())._fused_adamw(list(policy.parameters())) is None
+    assert fused_adamw(list(policy.parameters()), DeepSpeedStrategy()) is None
 
 
 def test_fused_update_equals_the_default_update():
@@ -32,7 +25,7 @@ def test_fused_update_equals_the_default_update():
     a, b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
     b.load_state_dict(a.state_dict())
     initial = [p.detach().clone() for p in a.parameters()]
-    fused = _Module(a).configure_optimizers()["optimizer"]
+    fused = PolicyOptimizer(CFG, a).configure(trainer=None)["optimizer"]
     plain = torch.optim.AdamW(b.parameters(), lr=1e-2, weight_decay=0.1, betas=(0.9, 0.99))
     for _ in range(3):
         x = torch.randn(5, 8)

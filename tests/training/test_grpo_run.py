@@ -90,25 +90,26 @@ def test_mu_above_one_takes_pi_old_from_the_sampler_without_a_forward(
     from r1kit.trainers.grpo import GRPOModule
 
     calls, old = [], []
-    original_logprobs, original_prepare = GRPOModule._logprobs, GRPOModule._prepare
+    original_logprobs, original_batch = GRPOModule._logprobs, GRPOModule._policy_batch
 
     def counting(self, model, batch, rows=None):
         calls.append("policy" if model is self.policy else "reference")
         return original_logprobs(self, model, batch, rows)
 
-    def prepare(self, rollout, advantages):
-        batch = original_prepare(self, rollout, advantages)
-        old.append(batch["old_logp"])
-        return batch
+    def policy_batch(self, rollout, advantages):
+        batch, mismatch = original_batch(self, rollout, advantages)
+        old.append(batch.old_logp)
+        return batch, mismatch
 
     monkeypatch.setattr(GRPOModule, "_logprobs", counting)
-    monkeypatch.setattr(GRPOModule, "_prepare", prepare)
+    monkeypatch.setattr(GRPOModule, "_policy_batch", policy_batch)
     _train(["reward=[sevens]", "trainer.max_steps=4", "algo.iterations=2", "algo.beta=0.04"],
            tmp_path, with_test_reward)
     assert calls == ["reference"] * 2  # 2 rollouts, μ = 2 optimizer steps each
     assert all(o is not None and float(o.min()) < 0 for o in old)
     rows = _metrics(tmp_path)
-    # the first of the μ updates starts at π_old: ratios average 1 up to float rounding
+    # the first of the μ updates starts at π_old (ratios 1 up to float rounding) and the second
+    # one optimizer step away: their mean stays near 1
     assert len(rows) == 2 and all(abs(float(r["train/ratio_mean"]) - 1) < 0.05 for r in rows)
 
 
@@ -139,15 +140,15 @@ def test_reference_logprobs_computed_while_scoring_match_a_fresh_forward(
     from r1kit.trainers.grpo import GRPOModule
 
     checked, overlapped = [], []
-    original_prepare, original_sample = GRPOModule._prepare, rollouts.RolloutCollector.sample
+    original_batch, original_sample = GRPOModule._policy_batch, rollouts.RolloutCollector.sample
 
-    def prepare(self, rollout, advantages):
-        batch = original_prepare(self, rollout, advantages)
+    def policy_batch(self, rollout, advantages):
+        batch, mismatch = original_batch(self, rollout, advantages)
         assert rollout.reference_logprobs is not None
-        fresh = self._logprobs(self._reference[0], batch)
-        torch.testing.assert_close(batch["ref_logp"], fresh, rtol=1e-5, atol=1e-5)
+        fresh = self._logprobs(self.reference, batch)
+        torch.testing.assert_close(batch.ref_logp, fresh, rtol=1e-5, atol=1e-5)
         checked.append(len(rollout))
-        return batch
+        return batch, mismatch
 
     def sample(self, rows, num_samples, *, greedy=False, while_scoring=None):
         def spy(rollout):  # called while the rewards run: they are not known yet
@@ -156,7 +157,7 @@ def test_reference_logprobs_computed_while_scoring_match_a_fresh_forward(
         return original_sample(self, rows, num_samples, greedy=greedy,
                                while_scoring=None if while_scoring is None else spy)
 
-    monkeypatch.setattr(GRPOModule, "_prepare", prepare)
+    monkeypatch.setattr(GRPOModule, "_policy_batch", policy_batch)
     monkeypatch.setattr(rollouts.RolloutCollector, "sample", sample)
     _train(["reward=[sevens]", "trainer.max_steps=3", "algo.beta=0.04",
             "filter=[zero_variance]", "sampler.max_new_tokens=6"], tmp_path, with_test_reward)
@@ -171,18 +172,18 @@ def test_bf16_mixed_run_keeps_the_frozen_reference_in_bf16(tmp_path, with_test_r
     from r1kit.trainers.grpo import GRPOModule
 
     seen = []
-    original = GRPOModule._prepare
+    original = GRPOModule._policy_batch
 
-    def prepare(self, rollout, advantages):
-        batch = original(self, rollout, advantages)
-        seen.append((next(self._reference[0].parameters()).dtype,
-                     next(self.policy.parameters()).dtype, batch["ref_logp"].dtype,
-                     bool(torch.isfinite(batch["ref_logp"]).all()),
+    def policy_batch(self, rollout, advantages):
+        batch, mismatch = original(self, rollout, advantages)
+        seen.append((next(self.reference.parameters()).dtype,
+                     next(self.policy.parameters()).dtype, batch.ref_logp.dtype,
+                     bool(torch.isfinite(batch.ref_logp).all()),
                      self.policy.config._attn_implementation,
-                     self._reference[0].config._attn_implementation))
-        return batch
+                     self.reference.config._attn_implementation))
+        return batch, mismatch
 
-    monkeypatch.setattr(GRPOModule, "_prepare", prepare)
+    monkeypatch.setattr(GRPOModule, "_policy_batch", policy_batch)
     _train(["reward=[sevens]", "trainer.max_steps=2", "algo.beta=0.04",
             "trainer.precision=bf16-mixed"], tmp_path, with_test_reward)
     # master weights stay float32; the reference, never updated, is stored in bf16; on a CPU

@@ -1,6 +1,7 @@
 """With β = 0, groups whose advantages are all zero are skipped: the same gradient, fewer rows
 through the model."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -9,7 +10,8 @@ import torch
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.microbatch import learning_rows
 from r1kit.models.tiny import build_model, build_tokenizer
-from r1kit.trainers.grpo import accumulate_gradients
+from r1kit.trainers.grpo_batch import PolicyBatch
+from r1kit.trainers.grpo_update import accumulate_gradients
 
 GROUPS, G = 4, 4
 
@@ -40,11 +42,11 @@ def model_and_batch():
     advantages = torch.randn(GROUPS * G, generator=gen)
     advantages[0:G] = 0.0  # group 0: all rewards equal
     advantages[2 * G:3 * G] = 0.0  # group 2 as well
-    batch = {"ids": ids, "attention": attention, "positions": positions, "mask": mask,
-             "advantages": advantages, "group_ids": torch.arange(GROUPS).repeat_interleave(G),
-             # π_old off the current policy, so ratios differ from 1 and some clip
-             "old_logp": logp + 0.3 * torch.randn(logp.shape, generator=gen) * mask,
-             "ref_logp": logp + 0.3 * torch.randn(logp.shape, generator=gen) * mask}
+    batch = PolicyBatch(
+        ids, attention, positions, mask, torch.arange(GROUPS).repeat_interleave(G), advantages,
+        # π_old off the current policy, so ratios differ from 1 and some clip
+        old_logp=logp + 0.3 * torch.randn(logp.shape, generator=gen) * mask,
+        ref_logp=logp + 0.3 * torch.randn(logp.shape, generator=gen) * mask)
     return model, batch
 
 
@@ -64,11 +66,11 @@ def _run(model, batch, algo):
 
 def test_learning_rows_are_the_groups_with_a_nonzero_advantage(model_and_batch):
     _, batch = model_and_batch
-    keep = learning_rows(batch["advantages"], batch["mask"], batch["group_ids"])
+    keep = learning_rows(batch.advantages, batch.mask, batch.group_ids)
     assert keep.tolist() == [False] * G + [True] * G + [False] * G + [True] * G
-    mask = batch["mask"].clone()
+    mask = batch.mask.clone()
     mask[G:2 * G] = 0  # a group a filter removed entirely: nothing to learn either
-    assert learning_rows(batch["advantages"], mask, batch["group_ids"])[G:2 * G].sum() == 0
+    assert learning_rows(batch.advantages, mask, batch.group_ids)[G:2 * G].sum() == 0
 
 
 @pytest.mark.parametrize("variant", [dict(aggregation="grpo"), dict(aggregation="token_mean"),
@@ -97,7 +99,7 @@ def test_kl_term_keeps_every_group(model_and_batch):
 
 def test_all_groups_skipped_gives_zero_gradient(model_and_batch):
     model, batch = model_and_batch
-    flat = {**batch, "advantages": torch.zeros_like(batch["advantages"])}
+    flat = dataclasses.replace(batch, advantages=torch.zeros_like(batch.advantages))
     grads, terms, rows = _run(model, flat, _algo())
     assert rows == [1]  # one 1-token pass that joins the (DDP) all-reduce with zeros
     assert all(float(g.abs().sum()) == 0.0 for g in grads)

@@ -1,0 +1,43 @@
+"""The shell every training stage (``sft``, ``grpo``) runs in: build the stage's parts, its
+Trainer and prompt stream, train (resuming from the stage's last checkpoint), evaluate on the
+whole held-out set and save the model. A stage module says only what differs (``TrainingStage``):
+which rows it trains on and which LightningModule learns from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from r1kit.data.stream import PromptStream
+from r1kit.evaluation import Evaluator
+from r1kit.pipeline.components import build_parts
+from r1kit.run.trainer import build_trainer, resume_checkpoint
+from r1kit.trainers.common import reduce_metrics
+
+
+@dataclass
+class TrainingStage:
+    """What a training stage adds to the shell."""
+
+    #: ``fn(cfg, ctx, parts) -> rows`` the stage trains on (raises on unusable data)
+    train_rows: Callable[..., list]
+    #: ``fn(cfg, ctx, parts, stream, evaluator) -> LightningModule``
+    module: Callable[..., object]
+    #: whether the collector applies the configured filters (only RL steps filter rollouts)
+    filters: bool = True
+
+
+def run_training_stage(cfg, ctx, stage: TrainingStage) -> dict:
+    parts = build_parts(cfg, ctx.registry, ctx.model_source, filters=stage.filters)
+    rows = stage.train_rows(cfg, ctx, parts)
+    trainer = build_trainer(cfg, ctx.stage_dir, ctx.callbacks(cfg))
+    stream = PromptStream(rows, seed=cfg.seed, rank=trainer.global_rank,
+                          world_size=trainer.world_size)
+    val_rows = parts.val_rows[trainer.global_rank::trainer.world_size]
+    evaluator = Evaluator(parts.collector, val_rows, every=cfg.eval.every, k=cfg.eval.k)
+    module = stage.module(cfg, ctx, parts, stream, evaluator)
+    trainer.fit(module, ckpt_path=resume_checkpoint(ctx.stage_dir))
+    # every rank evaluates its share of the held-out set; the manifest gets the whole set's
+    final = reduce_metrics(Evaluator(parts.collector, val_rows, every=1, k=cfg.eval.k).run(),
+                           weight=len(val_rows))
+    return ctx.save_model(trainer, parts.policy, parts.tokenizer, metrics=final)

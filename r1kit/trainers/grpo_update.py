@@ -1,0 +1,142 @@
+"""One of a GRPO step's μ policy updates (``accumulate_gradients``), and the step's metrics
+from all μ of them (``combine_updates``).
+
+The loss of each micro-batch (whole groups) is weighted twice before ``backward``:
+
+- by its share of the rank's aggregation units (groups for ``grpo``, valid tokens for
+  ``token_mean``, valid sequences for ``constant``: ``r1kit.algo.microbatch.share``), so the
+  summed gradient is that of the rank's whole batch;
+- by the rank's share of every rank's units, ``world_size · U_rank / U_global``
+  (``Backprop.share``): the strategy *averages* gradients over ranks (DDP, FSDP, DeepSpeed), and
+  the average is then the gradient of the aggregation over the union of all ranks' batches, even
+  when ranks hold different numbers of tokens or of groups (filters). A plain DDP average of
+  per-rank token means is not the global token mean.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from r1kit.algo.logprobs import completion_logprobs
+from r1kit.algo.loss import policy_loss
+from r1kit.algo.microbatch import AGGREGATION_UNITS, share
+from r1kit.trainers.common import Backprop
+from r1kit.trainers.grpo_batch import PolicyBatch, active_rows, micro_batches
+
+#: loss terms that add up over micro-batches, each weighted like its loss: their sum is the
+#: batch's value exactly (a skipped group contributes exactly 0 to each)
+ADDITIVE_TERMS = ("loss", "surrogate", "kl")
+#: per-token statistics: their mean over every token computed (of every micro-batch and rank),
+#: whatever the aggregation and the micro-batch size
+COMPUTED_ROW_STATS = ("clip_low_frac", "clip_high_frac", "ratio_mean", "entropy")
+
+
+def microbatch_loss(policy, batch: PolicyBatch, algo, *, temperature: float,
+                    max_completion_length: int):
+    """−J over ``batch`` (whole groups), with gradient, and its terms for logging."""
+    logp, entropy = completion_logprobs(policy, batch.ids, batch.attention, batch.positions,
+                                        batch.mask, with_entropy=True, temperature=temperature)
+    old = logp.detach() if batch.old_logp is None else batch.old_logp
+    out = policy_loss(
+        logp, old, batch.ref_logp, batch.advantages, batch.mask, batch.group_ids,
+        epsilon=algo.epsilon, epsilon_high=algo.epsilon_high, beta=algo.beta,
+        kl_estimator=algo.kl_estimator, ratio_level=algo.ratio_level,
+        aggregation=algo.aggregation, max_completion_length=max_completion_length,
+        token_weights=batch.is_weights)
+    terms = {"loss": out.loss, "surrogate": out.surrogate, "kl": out.kl,
+             "clip_low_frac": out.clip_low_frac, "clip_high_frac": out.clip_high_frac,
+             "ratio_mean": out.ratio_mean,
+             "entropy": entropy.sum() / batch.mask.sum().clamp(min=1)}
+    return out.loss, {key: float(value.detach()) for key, value in terms.items()}
+
+
+def join_with_zero_gradient(policy, backward, device) -> None:
+    """Backpropagate a zero loss through ``policy``: a rank with nothing to compute still
+    joins the other ranks' gradient all-reduce, with zero gradients."""
+    ids = torch.zeros((1, 1), dtype=torch.long, device=device)
+    backward(policy(input_ids=ids, use_cache=False).logits.sum() * 0.0)
+
+
+def accumulate_gradients(policy, batch: PolicyBatch | None, algo, *, temperature: float,
+                         max_completion_length: int, backprop: Backprop = Backprop(),
+                         device=None) -> dict:
+    """Backpropagate −J over ``batch`` into ``policy``'s gradients, in micro-batches of whole
+    groups (see the module docstring for the weights); returns the loss terms.
+
+    With β = 0 and ``algo.skip_zero_advantage`` the groups whose advantages are all zero are
+    not computed (``active_rows``): the gradient is unchanged and their passes are saved.
+    Every micro-batch but the last runs under ``backprop.no_sync()``, so every rank makes exactly
+    one synchronising ``backward`` whatever its number of micro-batches; a rank with nothing to
+    compute (``batch`` None: no group left; or every group skipped) makes a zero one.
+
+    The terms are this rank's share of the values over every rank's rows, so that their mean
+    over ranks (``reduce_metrics``) is that value: ``ADDITIVE_TERMS`` weighted like the loss,
+    ``COMPUTED_ROW_STATS`` by the rank's share of the tokens computed, and
+    ``skipped_rows_frac`` the share of rows not computed.
+
+    :param device: where the policy lives (needed when nothing is computed).
+    """
+    unit = AGGREGATION_UNITS[algo.aggregation]
+    chunks = [] if batch is None else micro_batches(
+        batch.group_ids, active_rows(batch, algo), algo.micro_batch_size)
+    loss_scale = backprop.share(0.0 if batch is None else unit(batch.mask, batch.group_ids))
+    weights = [loss_scale * share(algo.aggregation, batch.mask[c], batch.mask,
+                                  batch.group_ids[c], batch.group_ids) for c in chunks]
+    tokens = [float(batch.mask[c].bool().sum()) for c in chunks]
+    stats_scale = backprop.share(sum(tokens))  # this rank's share of the tokens computed
+    if not chunks:
+        join_with_zero_gradient(policy, backprop.backward, device)
+    chunk_terms = backward_micro_batches(policy, batch, chunks, weights, algo, backprop,
+                                         temperature=temperature,
+                                         max_completion_length=max_completion_length)
+    terms = rank_terms(chunk_terms, weights, tokens, stats_scale)
+    computed_rows = sum(len(chunk) for chunk in chunks)
+    terms["skipped_rows_frac"] = 0.0 if batch is None else \
+        (1.0 - computed_rows / len(batch)) * loss_scale
+    return terms
+
+
+def backward_micro_batches(policy, batch: PolicyBatch, chunks, weights, algo,
+                           backprop: Backprop, **loss_options) -> list[dict]:
+    """Backpropagate each micro-batch's loss times its weight; only the last ``backward``
+    synchronises the ranks. Returns each micro-batch's loss terms."""
+    chunk_terms = []
+    for index, (chunk, weight) in enumerate(zip(chunks, weights)):
+        with nullcontext() if index == len(chunks) - 1 else backprop.no_sync():
+            loss, terms = microbatch_loss(policy, batch.rows(chunk), algo, **loss_options)
+            backprop.backward(loss * weight)
+        chunk_terms.append(terms)
+    return chunk_terms
+
+
+def rank_terms(chunk_terms: list[dict], weights: list[float], tokens: list[float],
+               stats_scale: float) -> dict:
+    """This rank's loss terms from its micro-batches': ``ADDITIVE_TERMS`` weighted like the
+    losses they come with, ``COMPUTED_ROW_STATS`` their token mean times ``stats_scale`` (the
+    rank's share of every rank's computed tokens)."""
+    terms = {key: sum(t[key] * w for t, w in zip(chunk_terms, weights))
+             for key in ADDITIVE_TERMS}
+    computed = sum(tokens)
+    for key in COMPUTED_ROW_STATS:
+        token_sum = sum(t[key] * n for t, n in zip(chunk_terms, tokens))
+        terms[key] = token_sum * stats_scale / computed if computed else 0.0
+    return terms
+
+
+def combine_updates(updates: list[dict]) -> dict:
+    """A step's ``train/*`` metrics from its μ updates' (one dict each, same keys).
+
+    Each term is its mean over the updates: the step's loss is the mean of the μ losses it
+    minimised, its clip fractions the mean share of clipped tokens, and so on (the last update
+    alone would describe only the policy furthest from π_old). The gradient norm is that mean
+    and also its max, ``train/grad_norm_max``: a spike in one update is what clipping acts on,
+    and a mean over μ hides it. The learning rate is the last update's: a position on the
+    schedule, not a measurement.
+    """
+    combined = {key: sum(update[key] for update in updates) / len(updates)
+                for key in updates[0]}
+    combined["train/grad_norm_max"] = max(update["train/grad_norm"] for update in updates)
+    combined["train/lr"] = updates[-1]["train/lr"]
+    return combined
