@@ -233,7 +233,7 @@ class GRPOModule(PolicyTrainingModule):
         metrics = reduce_metrics(metrics)  # the same values on every rank from here on
         evaluator = self.evaluator
         if evaluator is not None and evaluator.every > 0 and step % evaluator.every == 0:
-            metrics.update(reduce_metrics(evaluator.run(step), weight=len(evaluator.rows)))
+            metrics.update(evaluator.run(step))  # summed over ranks already
         if self.hooks is not None:
             self.hooks.r1kit_on_train_step_end(metrics=metrics, step=step)
         log_step_metrics(self, metrics, {"reward": metrics["reward/mean"]}

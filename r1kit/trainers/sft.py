@@ -66,7 +66,7 @@ class SFTModule(PolicyTrainingModule):
         metrics = reduce_metrics(metrics)  # the rank mean of sft/loss is the global token mean
         evaluator, step = self.evaluator, self.global_step
         if evaluator is not None and evaluator.every > 0 and step % evaluator.every == 0:
-            metrics.update(reduce_metrics(evaluator.run(step), weight=len(evaluator.rows)))
+            metrics.update(evaluator.run(step))  # summed over ranks already
         log_step_metrics(self, metrics, {"loss": metrics["sft/loss"]})
 
     def on_fit_start(self) -> None:

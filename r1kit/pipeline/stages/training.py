@@ -12,7 +12,7 @@ from r1kit.data.stream import PromptStream
 from r1kit.evaluation import Evaluator
 from r1kit.pipeline.components import build_parts
 from r1kit.run.trainer import build_trainer, resume_checkpoint
-from r1kit.trainers.common import reduce_metrics
+from r1kit.trainers.common import sum_tensor_over_ranks
 
 
 @dataclass
@@ -34,10 +34,11 @@ def run_training_stage(cfg, ctx, stage: TrainingStage) -> dict:
     stream = PromptStream(rows, seed=cfg.seed, rank=trainer.global_rank,
                           world_size=trainer.world_size)
     val_rows = parts.val_rows[trainer.global_rank::trainer.world_size]
-    evaluator = Evaluator(parts.collector, val_rows, every=cfg.eval.every, k=cfg.eval.k)
+    evaluator = Evaluator(parts.collector, val_rows, every=cfg.eval.every, k=cfg.eval.k,
+                          reduce=sum_tensor_over_ranks)
     module = stage.module(cfg, ctx, parts, stream, evaluator)
     trainer.fit(module, ckpt_path=resume_checkpoint(ctx.stage_dir))
     # every rank evaluates its share of the held-out set; the manifest gets the whole set's
-    final = reduce_metrics(Evaluator(parts.collector, val_rows, every=1, k=cfg.eval.k).run(),
-                           weight=len(val_rows))
+    final = Evaluator(parts.collector, val_rows, every=1, k=cfg.eval.k,
+                      reduce=sum_tensor_over_ranks).run()
     return ctx.save_model(trainer, parts.policy, parts.tokenizer, metrics=final)
