@@ -1,11 +1,11 @@
 """``python -m r1kit [overrides]``: compose the config, validate it, run the pipeline."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-import sys
-
-from r1kit.cli import CONF_DIR, check_group_choices, follow_hydra_run_dir, guarded, prepare
+from r1kit.cli import CONF_DIR, follow_hydra_run_dir, guarded, prepare
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base=None)
@@ -22,10 +22,7 @@ def _run(cfg: DictConfig):
 
 
 def main() -> None:
-    prepare()
-    from r1kit.pluginmanager import get_registry
-
-    check_group_choices(sys.argv[1:], get_registry())
+    prepare(sys.argv[1:])
     _run()
 
 

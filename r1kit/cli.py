@@ -32,14 +32,17 @@ def _run_name(override_dirname: str) -> str:
     return name
 
 
-def prepare() -> None:
-    """Load plugins and feed their config nodes to Hydra; safe to call more than once."""
+def prepare(argv: list[str] | None = None) -> None:
+    """Load plugins and feed their config nodes to Hydra; safe to call more than once. With
+    the command line ``argv``, also check its config-group choices (``check_group_choices``)."""
     if not OmegaConf.has_resolver("r1kit_run_name"):
         OmegaConf.register_new_resolver("r1kit_run_name", _run_name)
     try:
         store_plugin_options(get_registry())
     except PluginError as err:
         fail(str(err))
+    if argv is not None:
+        check_group_choices(argv, get_registry())
 
 
 #: Config groups made of YAML files only (their options are the files in conf/<group>/).

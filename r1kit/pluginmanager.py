@@ -88,9 +88,11 @@ def _check_hook_names(pm: pluggy.PluginManager) -> None:
         bad = [name for name in dir(err.plugin)
                if name.startswith("r1kit_") and name not in specs
                and getattr(getattr(err.plugin, name), "r1kit_impl", None) is not None]
-        hint = "".join(f"; '{name}' is no r1kit hook (did you mean '{nearest(name, specs)}'?)"
-                       if nearest(name, specs) else f"; '{name}' is no r1kit hook"
-                       for name in bad)
+        hint = ""
+        for name in bad:
+            close = nearest(name, specs)
+            hint += f"; '{name}' is no r1kit hook"
+            hint += f" (did you mean '{close}'?)" if close else ""
         raise PluginError(f"plugin {plugin}: {err}{hint}") from None
 
 

@@ -20,7 +20,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from r1kit.cli import CONF_DIR, check_group_choices, guarded, prepare
+from r1kit.cli import CONF_DIR, guarded, prepare
 from r1kit.config.schema import ConfigError
 from r1kit.config.validate import _check_plugin_node
 from r1kit.data.jsonl import read_jsonl
@@ -92,10 +92,7 @@ def _run(cfg: DictConfig) -> None:
 def main() -> None:
     import sys
 
-    from r1kit.pluginmanager import get_registry
-
-    prepare()
-    check_group_choices(sys.argv[1:], get_registry())
+    prepare(sys.argv[1:])
     _run()
 
 

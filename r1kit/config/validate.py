@@ -76,7 +76,7 @@ def _check_selected(group: str, name: str, node: dict, registry: Registry, key: 
 def _check_filter_rewards(cfg: DictConfig) -> None:
     """A filter that keeps samples by a reward's score (its ``reward`` option) needs that
     reward computed; fail now rather than after a stage has sampled."""
-    rewards = set(cfg.reward or {})
+    rewards = list(cfg.reward or {})
     for name, options in (OmegaConf.to_container(cfg.filter, resolve=True) or {}).items():
         needed = (options or {}).get("reward")
         if isinstance(needed, str) and needed not in rewards:
@@ -151,7 +151,7 @@ def validate_stage(cfg: DictConfig, registry: Registry, prefix: str = "") -> Non
                     raise ConfigError(f"{group}: no {group} selected (use {group}=<name>)")
                 _check_plugin_node(group, node["name"], node, registry, group)
         _check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
-        if cfg.get("stage_max_steps") is not None and cfg.stage_max_steps < 1:
+        if cfg.stage_max_steps is not None and cfg.stage_max_steps < 1:
             raise ConfigError(f"stage_max_steps: must be null or >= 1, got {cfg.stage_max_steps}")
         _check_response_template(cfg)
         _check_filter_rewards(cfg)
@@ -193,8 +193,9 @@ def stage_config(cfg: DictConfig, name: str, registry: Registry) -> DictConfig:
     merged = OmegaConf.merge(base, overrides)
     OmegaConf.set_struct(merged, False)
     merged.stage = {"name": name, "kind": stage.kind}
-    cap = merged.get("stage_max_steps")
+    cap = merged.stage_max_steps
     if cap is not None:
+        # trainer is Lightning's own arguments: a trainer preset need not name max_steps
         steps = merged.trainer.get("max_steps", -1)
         merged.trainer.max_steps = cap if steps is None or steps < 0 else min(steps, cap)
     return merged

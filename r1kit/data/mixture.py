@@ -24,11 +24,14 @@ class MixtureOptions:
         if not self.sources:
             raise ValueError("data.sources: a mixture needs at least one source")
         for i, source in enumerate(self.sources):
-            _source_options(source, f"data.sources[{i}]")
+            entry, options = _source_options(source, f"data.sources[{i}]")
+            if entry.schema is not None:
+                entry.schema(**options)  # the source's own checks (a missing file, ...)
 
 
 def _source_options(source: Any, key: str) -> tuple[Any, dict]:
-    """The registry entry and options of one source; bad sources fail naming ``key``."""
+    """The registry entry and options of one source; a malformed node or an unknown dataset or
+    key fails naming ``key`` (the source's own value checks run in ``MixtureOptions``)."""
     from r1kit.config.store import schema_fields
     from r1kit.pluginmanager import get_registry
 
@@ -46,10 +49,7 @@ def _source_options(source: Any, key: str) -> tuple[Any, dict]:
     if unknown:
         raise ValueError(f"{key}.{unknown[0]}: unknown key for dataset '{source['name']}'; "
                          f"valid keys: {', '.join(sorted(own | {'name', 'task'}))}")
-    options = {k: v for k, v in source.items() if k in own}
-    if entry.schema is not None:
-        entry.schema(**options)  # the source's own checks (a missing file, ...)
-    return entry, options
+    return entry, {k: v for k, v in source.items() if k in own}
 
 
 def mixture_dataset(split: str, seed: int, *, sources: list) -> list[dict]:

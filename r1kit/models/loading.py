@@ -54,8 +54,8 @@ def visible_prompt(tokenizer, text: str, model_cfg: DictConfig) -> str:
     return text
 
 
-def encode_prompt(tokenizer, text: str, model_cfg: DictConfig) -> list[int]:
-    if model_cfg.use_chat_template:
-        return tokenizer.apply_chat_template([{"role": "user", "content": text}],
-                                             add_generation_prompt=True, tokenize=True)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+def encode_visible(tokenizer, visible: str) -> list[int]:
+    """The token ids of a prompt as the model sees it (:func:`visible_prompt`): a rendered
+    chat template already holds its special tokens as text, so nothing is added (what
+    ``apply_chat_template(tokenize=True)`` does)."""
+    return tokenizer(visible, add_special_tokens=False)["input_ids"]

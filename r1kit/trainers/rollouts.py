@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from r1kit.data.loading import render_prompt
-from r1kit.models.loading import encode_prompt, visible_prompt
+from r1kit.models.loading import encode_visible, visible_prompt
 from r1kit.rewards import accuracy
 from r1kit.rewards.harness import RewardSpec, start_rewards
 from r1kit.rollout import Rollout
@@ -57,9 +57,9 @@ class RolloutCollector:
         """``num_samples`` scored completions per row (no filters). ``while_scoring(rollout)``
         runs while the rewards are computed (in their own threads): work that needs the
         completions but not their scores, such as the reference model's log-probs."""
-        rendered = [render_prompt(row, self.template) for row in rows]
-        prompt_ids = [encode_prompt(self.tokenizer, p, self.model_cfg) for p in rendered]
-        prompts = [visible_prompt(self.tokenizer, p, self.model_cfg) for p in rendered]
+        prompts = [visible_prompt(self.tokenizer, render_prompt(row, self.template),
+                                  self.model_cfg) for row in rows]
+        prompt_ids = [encode_visible(self.tokenizer, p) for p in prompts]
         generation = self.sampler.generate(prompt_ids, num_samples, greedy=greedy)
         ids = generation.completion_ids
         texts = self.tokenizer.batch_decode(ids, skip_special_tokens=False)

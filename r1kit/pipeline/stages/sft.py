@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from r1kit.data.loading import render_prompt
 from r1kit.data.response import completion_target
-from r1kit.models.loading import encode_prompt, visible_prompt
+from r1kit.models.loading import encode_visible, visible_prompt
 from r1kit.pipeline.stages.training import TrainingStage, run_training_stage
 from r1kit.trainers.sft import SFTModule
 
@@ -21,11 +21,11 @@ def _module(cfg, ctx, parts, stream, evaluator) -> SFTModule:
     tokenizer, eos = parts.tokenizer, parts.tokenizer.eos_token_id
 
     def encode(row):
-        text = render_prompt(row, cfg.data.template)
-        prompt = encode_prompt(tokenizer, text, cfg.model)
+        visible = visible_prompt(tokenizer, render_prompt(row, cfg.data.template), cfg.model)
+        prompt = encode_visible(tokenizer, visible)
         # a solution is a whole response; the part the prompt already wrote (the template's
         # trailing <think>) is not trained on twice
-        target = completion_target(visible_prompt(tokenizer, text, cfg.model), row["solution"])
+        target = completion_target(visible, row["solution"])
         completion = tokenizer(target, add_special_tokens=False)["input_ids"] + [eos]
         return prompt, completion
 
