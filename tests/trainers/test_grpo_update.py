@@ -8,13 +8,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from r1kit.algo.logprobs import completion_logprobs, pack
+from r1kit.algo.logprobs import completion_logprobs
 from r1kit.algo.loss import policy_loss
-from r1kit.models.tiny import build_model, build_tokenizer
 from r1kit.trainers.common import Backprop
-from r1kit.trainers.grpo_batch import PolicyBatch, active_rows
+from r1kit.trainers.grpo_batch import active_rows
 from r1kit.trainers.grpo_update import (ADDITIVE_TERMS, COMPUTED_ROW_STATS,
                                         accumulate_gradients, combine_updates)
+from tests.trainers.grouped_batch import grouped_batch
 
 GROUPS, G = 3, 4
 COMMON = {"temperature": 1.0, "max_completion_length": 16}
@@ -29,27 +29,10 @@ def _algo(**changes):
 
 @pytest.fixture(scope="module")
 def model_and_batch():
-    tokenizer = build_tokenizer()
-    model = build_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, seed=0).train()
-    gen = torch.Generator().manual_seed(1)
-    prompts, completions = [], []
-    for g in range(GROUPS):
-        prompt = torch.randint(7, len(tokenizer), (2 + g,), generator=gen).tolist()
-        for i in range(G):
-            prompts.append(prompt)
-            completions.append(torch.randint(7, len(tokenizer), (1 + (3 * g + 5 * i) % 7,),
-                                             generator=gen).tolist())
-    ids, attention, positions, mask = pack(prompts, completions, tokenizer.pad_token_id, "cpu")
-    with torch.no_grad():
-        logp, _ = completion_logprobs(model, ids, attention, positions, mask)
-    advantages = torch.randn(GROUPS * G, generator=gen)
-    advantages[:G] = 0.0  # group 0 has nothing to learn without the KL term
-    noise = lambda: 0.3 * torch.randn(logp.shape, generator=gen) * mask  # noqa: E731
-    batch = PolicyBatch(ids, attention, positions, mask,
-                        torch.arange(GROUPS).repeat_interleave(G), advantages,
-                        old_logp=logp + noise(), ref_logp=logp + noise())
-    return model, batch
+    # group 0 has nothing to learn without the KL term
+    return grouped_batch(groups=GROUPS, group_size=G, hidden_size=32, num_layers=1, seed=1,
+                         prompt_length=lambda g: 2 + g,
+                         completion_length=lambda g, i: 1 + (3 * g + 5 * i) % 7, zero_groups=(0,))
 
 
 def _update(model, batch, algo, **kwargs):

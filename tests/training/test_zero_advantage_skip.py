@@ -7,11 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.microbatch import learning_rows
-from r1kit.models.tiny import build_model, build_tokenizer
-from r1kit.trainers.grpo_batch import PolicyBatch
 from r1kit.trainers.grpo_update import accumulate_gradients
+from tests.trainers.grouped_batch import grouped_batch
 
 GROUPS, G = 4, 4
 
@@ -25,29 +23,11 @@ def _algo(**changes):
 
 @pytest.fixture(scope="module")
 def model_and_batch():
-    tokenizer = build_tokenizer()
-    model = build_model(tokenizer, hidden_size=64, num_layers=2, num_heads=2,
-                        intermediate_size=128, max_position_embeddings=64, seed=0).train()
-    gen = torch.Generator().manual_seed(0)
-    prompts, completions = [], []
-    for g in range(GROUPS):
-        prompt = torch.randint(7, len(tokenizer), (3 + g,), generator=gen).tolist()
-        for i in range(G):
-            prompts.append(prompt)
-            completions.append(torch.randint(7, len(tokenizer), (1 + (5 * g + 3 * i) % 11,),
-                                             generator=gen).tolist())
-    ids, attention, positions, mask = pack(prompts, completions, tokenizer.pad_token_id, "cpu")
-    with torch.no_grad():
-        logp, _ = completion_logprobs(model, ids, attention, positions, mask)
-    advantages = torch.randn(GROUPS * G, generator=gen)
-    advantages[0:G] = 0.0  # group 0: all rewards equal
-    advantages[2 * G:3 * G] = 0.0  # group 2 as well
-    batch = PolicyBatch(
-        ids, attention, positions, mask, torch.arange(GROUPS).repeat_interleave(G), advantages,
-        # π_old off the current policy, so ratios differ from 1 and some clip
-        old_logp=logp + 0.3 * torch.randn(logp.shape, generator=gen) * mask,
-        ref_logp=logp + 0.3 * torch.randn(logp.shape, generator=gen) * mask)
-    return model, batch
+    # groups 0 and 2: all rewards equal
+    return grouped_batch(groups=GROUPS, group_size=G, hidden_size=64, num_layers=2, seed=0,
+                         prompt_length=lambda g: 3 + g,
+                         completion_length=lambda g, i: 1 + (5 * g + 3 * i) % 11,
+                         zero_groups=(0, 2))
 
 
 def _run(model, batch, algo):
