@@ -68,9 +68,7 @@ class Ranks:
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The element-wise sum of ``tensor`` over ranks, as a float64 CPU tensor."""
         total = tensor.detach().to("cpu", torch.float64).clone()
-        if self.group is not None:
-            dist.all_reduce(total, group=self.group)
-        return total
+        return total if self.group is None else sum_over_ranks(total, self.group)
 
     def on_rank_zero(self, fn):
         """``fn()`` on rank 0 alone; every rank returns its result, or raises its error (a rank 0
@@ -87,6 +85,20 @@ class Ranks:
             self.broadcast((False, f"{type(error).__name__}: {error}"))
             raise
         return self.broadcast((True, result))[1]
+
+
+def sum_over_ranks(tensor: torch.Tensor, group=None) -> torch.Tensor:
+    """The element-wise sum of ``tensor`` over the ranks of ``group`` (the default group: the
+    training processes), on ``tensor``'s device; unchanged without a process group. It is the
+    ``reduce`` of an ``Evaluator`` whose ranks each hold their own held-out rows."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) == 1:
+        return tensor
+    # NCCL reduces CUDA tensors only; gloo takes them where they are
+    device = torch.device("cuda", torch.cuda.current_device()) \
+        if dist.get_backend(group) == "nccl" else tensor.device
+    total = tensor.to(device).clone()
+    dist.all_reduce(total, group=group)
+    return total.to(tensor.device)
 
 
 def join_ranks(trainer_cfg) -> Ranks:

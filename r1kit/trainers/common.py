@@ -46,22 +46,6 @@ SUMMED = ("rollout/sampled_groups", "rollout/kept_groups", "reward_errors/", "re
 MAXED = ("time/", "rollout/refill_rounds")
 
 
-def sum_tensor_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
-    """The element-wise sum of ``tensor`` over the ranks of the training process group (the
-    ``reduce`` of an ``Evaluator`` whose ranks each hold their own held-out rows, so the metrics
-    are exactly those of the whole set); unchanged in a single process."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return tensor
-    # NCCL reduces CUDA tensors only; gloo takes them where they are
-    device = torch.device("cuda", torch.cuda.current_device()) \
-        if dist.get_backend() == "nccl" else tensor.device
-    total = tensor.to(device).clone()
-    dist.all_reduce(total)
-    return total.to(tensor.device)
-
-
 def reduce_metrics(metrics: dict, weight: float = 1.0) -> dict:
     """Combine every rank's ``metrics`` (see ``SUMMED``/``MAXED``); ``weight`` is this rank's
     weight in the means (its number of evaluation prompts, say). Every rank gets the result.

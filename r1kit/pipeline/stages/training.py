@@ -11,8 +11,8 @@ from typing import Callable
 from r1kit.data.stream import PromptStream
 from r1kit.evaluation import Evaluator
 from r1kit.pipeline.components import build_parts
+from r1kit.run.distributed import sum_over_ranks
 from r1kit.run.trainer import build_trainer, resume_checkpoint
-from r1kit.trainers.common import sum_tensor_over_ranks
 
 
 @dataclass
@@ -35,10 +35,10 @@ def run_training_stage(cfg, ctx, stage: TrainingStage) -> dict:
                           world_size=trainer.world_size)
     val_rows = parts.val_rows[trainer.global_rank::trainer.world_size]
     evaluator = Evaluator(parts.collector, val_rows, every=cfg.eval.every, k=cfg.eval.k,
-                          reduce=sum_tensor_over_ranks)
+                          reduce=sum_over_ranks)
     module = stage.module(cfg, ctx, parts, stream, evaluator)
     trainer.fit(module, ckpt_path=resume_checkpoint(ctx.stage_dir))
     # every rank evaluates its share of the held-out set; the manifest gets the whole set's
     final = Evaluator(parts.collector, val_rows, every=1, k=cfg.eval.k,
-                      reduce=sum_tensor_over_ranks).run()
+                      reduce=sum_over_ranks).run()
     return ctx.save_model(trainer, parts.policy, parts.tokenizer, metrics=final)
