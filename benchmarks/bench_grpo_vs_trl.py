@@ -171,8 +171,9 @@ def run_r1kit(spec: dict) -> dict:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from r1kit import hookimpl, pluginmanager
-    from r1kit.cli import CONF_DIR, prepare
+    from r1kit import hookimpl
+from r1kit.plugin import manager as pluginmanager
+    from r1kit.cli.startup import CONF_DIR, prepare
     from r1kit.config.validate import validate
     from r1kit.pipeline.runner import run_pipeline
 

@@ -50,11 +50,11 @@ def worker(overrides: list[str], threads: int, out: Path) -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from r1kit.cli import CONF_DIR, prepare
+    from r1kit.cli.startup import CONF_DIR, prepare
     from r1kit.config.validate import stage_config, validate
     from r1kit.pipeline.runner import StageContext
-    from r1kit.pipeline.stages import rejection_sampling
-    from r1kit.pluginmanager import get_plugin_manager, get_registry
+    from r1kit.stages.rejection_sampling import stage as rejection_sampling
+    from r1kit.plugin.manager import get_plugin_manager, get_registry
     from r1kit.run.distributed import join_ranks
 
     torch.set_num_threads(threads)

@@ -39,7 +39,7 @@ def main(argv=None) -> dict:
 
     from r1kit.rewards import harness
     from r1kit.samplers.hf import HFSampler
-    from r1kit.trainers import grpo
+    from r1kit.stages.grpo import module as grpo
 
     torch.set_num_threads(args.threads)
     work = dict(bench.SPEED_WORK)

@@ -1,29 +1,22 @@
-"""``python -m r1kit [overrides]``: compose the config, validate it, run the pipeline."""
+"""``python -m r1kit [overrides]`` trains (runs the configured pipeline); ``python -m r1kit
+COMMAND ...`` runs one of the other commands, each with its own ``--help``."""
 
+import importlib
 import sys
 
-import hydra
-from omegaconf import DictConfig
-
-from r1kit.cli import CONF_DIR, follow_hydra_run_dir, guarded, prepare
-
-
-@hydra.main(config_path=CONF_DIR, config_name="config", version_base=None)
-@guarded
-def _run(cfg: DictConfig):
-    from r1kit.config.validate import validate
-    from r1kit.pluginmanager import get_registry
-
-    follow_hydra_run_dir(cfg)
-    validate(cfg, get_registry())  # before any model or data loads
-    from r1kit.pipeline.runner import run_pipeline  # heavy imports only after validation
-
-    return run_pipeline(cfg)
+#: Commands besides training: first argument -> module whose ``main()`` runs it.
+COMMANDS = {
+    "score": "r1kit.cli.score",
+    "plugins": "r1kit.cli.plugins",
+}
 
 
 def main() -> None:
-    prepare(sys.argv[1:])
-    _run()
+    if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
+        command = sys.argv.pop(1)  # the command's own parser (Hydra's) reads the rest
+        raise SystemExit(importlib.import_module(COMMANDS[command]).main())
+    else:
+        raise SystemExit(importlib.import_module("r1kit.cli.train").main())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The plugin API: everything a plugin package imports from r1kit, and nothing else.
 
-A plugin is a module of hook implementations (``@hookimpl``, hooks in :mod:`r1kit.hookspecs`).
+A plugin is a module of hook implementations (``@hookimpl``, hooks in :mod:`r1kit.plugin.hookspecs`).
 Its registration hooks receive a :class:`Register` and hand it objects of the six plugin kinds;
 the Protocols below are the contract of each kind, so that a type checker can check a plugin
 against them and a plugin never has to import r1kit's internals (which may move; these names
@@ -29,8 +29,8 @@ from r1kit import hookimpl
 from r1kit.config.schema import ConfigError
 from r1kit.data.response import full_response, opened_response
 from r1kit.rewards.code.runners import CodeRunner
-from r1kit.rollout import Rollout
-from r1kit.sampling import Generation, Sampler, SamplerCapabilities
+from r1kit.rollout.batch import Rollout
+from r1kit.samplers.base import Generation, Sampler, SamplerCapabilities
 
 __all__ = [
     "hookimpl", "Register",

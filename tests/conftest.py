@@ -21,7 +21,7 @@ SHRINK = ["+smoke=tiny", "data=arithmetic", "logger=csv", "stage_max_steps=null"
 
 def compose_config(overrides=(), run_dir=None, config_name="config"):
     """Compose like ``python -m r1kit`` does (plugins fed to Hydra first)."""
-    from r1kit.cli import CONF_DIR, prepare
+    from r1kit.cli.startup import CONF_DIR, prepare
 
     prepare()
     GlobalHydra.instance().clear()

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from r1kit.advantages import (GRPOAdvantageOptions, ReinforcePPAdvantageOptions,
+from r1kit.algo.advantages import (GRPOAdvantageOptions, ReinforcePPAdvantageOptions,
                               dr_grpo_advantages, grpo_advantages, reinforce_pp_advantages,
                               rloo_advantages)
 from r1kit.config.schema import ConfigError
-from r1kit.pluginmanager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
+from r1kit.plugin.manager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
 
 F64 = torch.float64
 # Four groups, uneven sizes, ids neither contiguous nor sorted, members interleaved:
@@ -100,7 +100,7 @@ def test_schemas_validate_values():
 
 
 def test_registered_as_plugins_with_matching_schemas():
-    mine = {"r1kit.advantages"}
+    mine = {"r1kit.algo.advantages"}
     others = [m for m in BUILTIN_PLUGINS if m not in mine]  # may not exist yet
     pm = create_plugin_manager(autoload=False, blocked=others)
     registry = build_registry(pm)

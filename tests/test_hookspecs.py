@@ -11,9 +11,10 @@ import lightning
 import pytest
 
 import r1kit
-from r1kit import api, hookimpl, hookspecs
-from r1kit.pluginmanager import build_registry, create_plugin_manager
-from r1kit.registry import KINDS
+from r1kit import api, hookimpl
+from r1kit.plugin import hookspecs
+from r1kit.plugin.manager import build_registry, create_plugin_manager
+from r1kit.plugin.registry import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = Path(r1kit.__file__).resolve().parent

@@ -1,7 +1,7 @@
 """Every plugin kind can be written from ``r1kit.api`` alone.
 
 This module is itself a plugin: one object of each kind, written with nothing from r1kit but
-``r1kit.api`` (``r1kit.pluginmanager`` only installs it, as an embedding application would).
+``r1kit.api`` (``r1kit.plugin.manager`` only installs it, as an embedding application would).
 The tests register it, call each object through the registry and check it against its Protocol.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from r1kit import pluginmanager
+from r1kit.plugin import manager as pluginmanager
 from r1kit.api import (AdvantageFn, CodeRunner, CodeRunnerFactory, ConfigError, DatasetFn,
                        FilterFn, Generation, Register, RewardFn, Rollout, Sampler,
                        SamplerCapabilities, SamplerFactory, full_response, hookimpl)
@@ -207,11 +207,12 @@ def test_this_module_imports_nothing_of_r1kit_but_the_api():
     tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
     modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                for alias in node.names}
-    modules |= {f"{node.module}.{alias.name}" if node.module == "r1kit" else node.module
+    modules |= {f"{node.module}.{alias.name}" if node.module in ("r1kit", "r1kit.plugin")
+                else node.module
                 for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                 for alias in node.names}
     assert {m for m in modules if m.split(".")[0] == "r1kit"} == {"r1kit.api",
-                                                                 "r1kit.pluginmanager"}
+                                                                 "r1kit.plugin.manager"}
 
 
 def test_every_kind_is_registered_by_this_plugin(registry):

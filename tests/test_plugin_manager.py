@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import pytest
 
 import r1kit
-from r1kit import hookimpl, pluginmanager
+from r1kit import hookimpl
+from r1kit.plugin import manager as pluginmanager
 from r1kit.config.schema import ConfigError
-from r1kit.pluginmanager import (AUTOLOAD_ENV, BLOCK_ENV, BUILTIN_PLUGINS, build_registry,
+from r1kit.plugin.manager import (AUTOLOAD_ENV, BLOCK_ENV, BUILTIN_PLUGINS, build_registry,
                                  create_plugin_manager)
-from r1kit.registry import DuplicatePluginError, PluginError, UnknownPluginError
+from r1kit.plugin.registry import DuplicatePluginError, PluginError, UnknownPluginError
 
 R1KIT = f"r1kit {r1kit.__version__}"
 DEMO_DIST, DEMO_VERSION, DEMO_EP, DEMO_MODULE = "r1kit-demo-plugin", "1.2.3", "demo", "r1kit_demo_plugin"
@@ -200,7 +201,7 @@ def test_same_name_in_different_kinds_is_allowed():
 
 
 def test_duplicate_makes_the_plugins_command_fail_cleanly(make_dist, capsys):
-    from r1kit.plugins import main
+    from r1kit.cli.plugins import main
 
     make_dist(DEMO_SOURCE.replace('register("shout"', 'register("accuracy"'))
     assert main([]) == 2
@@ -278,7 +279,7 @@ def _compose(overrides):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from r1kit.cli import CONF_DIR
+    from r1kit.cli.startup import CONF_DIR
 
     GlobalHydra.instance().clear()  # in case a test left Hydra initialized
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
@@ -319,13 +320,13 @@ def test_unknown_option_without_plus_fails_at_composition(registry_with_my_rewar
 
 
 # ---------------------------------------------------------------------------------------------
-# python -m r1kit.plugins
+# python -m r1kit plugins
 # ---------------------------------------------------------------------------------------------
 
 
 def test_plugins_command_lists_every_builtin():
     builtins = build_registry(create_plugin_manager(autoload=False)).entries()
-    proc = subprocess.run([sys.executable, "-m", "r1kit.plugins"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "r1kit", "plugins"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

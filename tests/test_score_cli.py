@@ -1,4 +1,4 @@
-"""``python -m r1kit.score`` scores existing completions with the trainer's reward path."""
+"""``python -m r1kit score`` scores existing completions with the trainer's reward path."""
 
 import json
 
@@ -14,8 +14,8 @@ def test_scores_math_completions_and_writes_rewards_and_total(tmp_path):
     ]
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = run_cli("reward=[accuracy,format,language]", "reward.format.weight=0.5",
-                     f"input={src}", f"output={out}", module="r1kit.score")
+    result = run_cli("score", "reward=[accuracy,format,language]", "reward.format.weight=0.5",
+                     f"input={src}", f"output={out}")
     assert result.returncode == 0, result.stderr[-2000:]
     scored = [json.loads(line) for line in out.open()]
     assert [r["rewards"]["accuracy"] for r in scored] == [1.0, 0.0, None]
@@ -32,7 +32,7 @@ def test_scores_code_completions_in_the_sandbox(tmp_path):
             {"prompt": "add", "tests": tests, "completion": hostile}]
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = run_cli("reward=[code]", f"input={src}", f"output={out}", module="r1kit.score")
+    result = run_cli("score", "reward=[code]", f"input={src}", f"output={out}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert [json.loads(line)["rewards"]["code"] for line in out.open()] == [1.0, 0.0]
 
@@ -40,6 +40,5 @@ def test_scores_code_completions_in_the_sandbox(tmp_path):
 def test_bad_input_file_is_named(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text('{"completion": "x"}\nnot json\n')
-    result = run_cli("reward=[format]", f"input={src}", f"output={tmp_path / 'o.jsonl'}",
-                     module="r1kit.score")
+    result = run_cli("score", "reward=[format]", f"input={src}", f"output={tmp_path / 'o.jsonl'}")
     assert result.returncode != 0 and f"{src}:2" in result.stderr

@@ -13,7 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from r1kit.config import schema
-from r1kit.registry import Registry
+from r1kit.plugin.registry import Registry
 
 #: group -> (registry kind, common schema, True when the group is a multi-select of named nodes)
 PLUGIN_GROUPS = {

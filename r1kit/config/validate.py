@@ -15,7 +15,8 @@ from omegaconf.errors import OmegaConfBaseException
 from r1kit.config import schema
 from r1kit.config.schema import ConfigError
 from r1kit.config.store import PLUGIN_GROUPS, option_defaults, schema_fields
-from r1kit.registry import Registry, UnknownPluginError
+from r1kit.plugin.registry import Registry, UnknownPluginError
+from r1kit.stages import STAGE_MODULES
 
 FIXED_GROUPS = {
     "model": schema.ModelConfig,
@@ -25,7 +26,7 @@ FIXED_GROUPS = {
     "eval": schema.EvalConfig,
     "rejection": schema.RejectionConfig,
 }
-STAGE_KINDS = ("sft", "grpo", "rejection_sampling", "eval")
+STAGE_KINDS = tuple(STAGE_MODULES)
 
 
 def _typed(cls, values: dict, key: str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from r1kit.config.store import schema_fields
-from r1kit.registry import Registry
+from r1kit.plugin.registry import Registry
 
 
 def load_splits(data_cfg: DictConfig, registry: Registry, seed: int) -> tuple[list, list]:

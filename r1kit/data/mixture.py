@@ -33,12 +33,12 @@ def _source_options(source: Any, key: str) -> tuple[Any, dict]:
     """The registry entry and options of one source; a malformed node or an unknown dataset or
     key fails naming ``key`` (the source's own value checks run in ``MixtureOptions``)."""
     from r1kit.config.store import schema_fields
-    from r1kit.pluginmanager import get_registry
+    from r1kit.plugin.manager import get_registry
 
     if not isinstance(source, dict) or "name" not in source:
         raise ValueError(f"{key}: must be a data node with a 'name' (e.g. {{name: jsonl, "
                          f"path: general.jsonl, task: general}})")
-    from r1kit.registry import UnknownPluginError
+    from r1kit.plugin.registry import UnknownPluginError
 
     try:
         entry = get_registry().get("dataset", source["name"])

@@ -16,7 +16,7 @@ from omegaconf import MISSING
 
 from r1kit import hookimpl
 from r1kit.config.schema import ConfigError
-from r1kit.rollout import Rollout
+from r1kit.rollout.batch import Rollout
 
 
 def _keep(rollout: Rollout, keep: torch.Tensor) -> Rollout:

@@ -13,7 +13,7 @@ from omegaconf import MISSING
 from r1kit import hookimpl
 from r1kit.algo.groups import group_all_equal, group_index
 from r1kit.config.schema import ConfigError
-from r1kit.rollout import Rollout
+from r1kit.rollout.batch import Rollout
 
 
 def zero_variance(rollout: Rollout) -> Rollout:

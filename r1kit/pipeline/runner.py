@@ -18,18 +18,12 @@ from omegaconf import OmegaConf
 
 from r1kit.config.validate import stage_config
 from r1kit.models.loading import model_source
-from r1kit.pluginmanager import get_plugin_manager, get_registry
+from r1kit.plugin.manager import get_plugin_manager, get_registry
 from r1kit.pipeline.report import write_report
 from r1kit.run.metadata import write_metadata
 from r1kit.run.ranks import is_global_zero
+from r1kit.stages import MANIFEST, STAGE_MODULES
 
-STAGE_MODULES = {
-    "sft": "r1kit.pipeline.stages.sft",
-    "grpo": "r1kit.pipeline.stages.grpo",
-    "rejection_sampling": "r1kit.pipeline.stages.rejection_sampling",
-    "eval": "r1kit.pipeline.stages.eval",
-}
-MANIFEST = "manifest.json"
 
 
 @dataclass

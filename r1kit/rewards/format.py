@@ -40,8 +40,8 @@ def format_reward(completions: list[str], examples: list[dict]) -> list[float | 
     completion) :func:`is_well_formed` accepts, else 0.0.
 
     The prompt is the one the model saw, ``rendered_prompt`` (the trainer, the rejection
-    sampler and ``r1kit.score`` set it), else the row's ``prompt`` (completions scored by
-    ``r1kit.score`` often carry the full prompt there).
+    sampler and ``python -m r1kit score`` set it), else the row's ``prompt`` (completions scored by
+    ``python -m r1kit score`` often carry the full prompt there).
     """
     return [1.0 if is_well_formed(full_response(rendered_prompt(example), completion)) else 0.0
             for completion, example in zip(completions, examples, strict=True)]

@@ -6,7 +6,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from r1kit.config.schema import RewardCommon
 from r1kit.config.store import schema_fields
-from r1kit.registry import Registry
+from r1kit.plugin.registry import Registry
 from r1kit.rewards.harness import RewardSpec
 
 _COMMON = schema_fields(RewardCommon)

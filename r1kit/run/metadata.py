@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from r1kit.pluginmanager import distribution_version
+from r1kit.plugin.manager import distribution_version
 
 LIBRARIES = ("r1kit", "torch", "lightning", "transformers", "hydra-core", "pluggy",
              "math-verify", "vllm", "wandb", "datasets")

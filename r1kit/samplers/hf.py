@@ -14,7 +14,7 @@ import torch
 
 from r1kit import hookimpl
 from r1kit.samplers import kv_decode
-from r1kit.sampling import Generation, SamplerCapabilities
+from r1kit.samplers.base import Generation, SamplerCapabilities
 
 
 @dataclass

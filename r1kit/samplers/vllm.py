@@ -18,7 +18,7 @@ this plugin module is loaded.
 
 The engine reports each sampled token's log-probability (``Generation.logprobs``); by default
 those are vLLM's *processed* log-probs (after temperature and top-p), i.e. the distribution that
-was really sampled, which the trainer compares with its own (``r1kit.samplers.mismatch``).
+was really sampled, which the trainer compares with its own (``r1kit.algo.mismatch``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch
 
 from r1kit import hookimpl
 from r1kit.config.schema import _check
-from r1kit.sampling import Generation, SamplerCapabilities
+from r1kit.samplers.base import Generation, SamplerCapabilities
 
 log = logging.getLogger(__name__)
 

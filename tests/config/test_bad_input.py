@@ -8,7 +8,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from r1kit.config.schema import ConfigError
 from r1kit.config.validate import validate
-from r1kit.pluginmanager import get_registry
+from r1kit.plugin.manager import get_registry
 from tests.conftest import compose_config, run_cli
 
 CASES = [

@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from r1kit.pluginmanager import create_plugin_manager
-from r1kit.registry import PluginError
+from r1kit.plugin.manager import create_plugin_manager
+from r1kit.plugin.registry import PluginError
 from tests.conftest import run_cli
 
 

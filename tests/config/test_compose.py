@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from r1kit.cli import CONF_DIR
+from r1kit.cli.startup import CONF_DIR
 from r1kit.config.validate import validate
-from r1kit.pluginmanager import get_registry
+from r1kit.plugin.manager import get_registry
 from tests.conftest import compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))

@@ -9,7 +9,7 @@ from r1kit.config.schema import ConfigError
 from r1kit.config.validate import stage_config, validate
 from r1kit.data.hub import hub_dataset
 from r1kit.data.loading import load_splits
-from r1kit.pluginmanager import get_registry
+from r1kit.plugin.manager import get_registry
 from r1kit.rewards.format import is_well_formed
 from tests.conftest import compose_config
 from tests.recipes import shaped_data

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from r1kit.data.loading import load_splits
-from r1kit.evaluation import Evaluator
-from r1kit.pluginmanager import get_registry
+from r1kit.stages.eval.evaluation import Evaluator
+from r1kit.plugin.manager import get_registry
 from r1kit.rewards.harness import RewardSpec
-from r1kit.rollout import Rollout
+from r1kit.rollout.batch import Rollout
 from tests.conftest import REPO, compose_config, run_cli
 
 TWO_RANKS = ["trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]

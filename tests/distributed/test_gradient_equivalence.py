@@ -46,7 +46,7 @@ def _fixed_batch(tokenizer, model):
     """4 groups × 4 completions of varied lengths (one masked out by a filter), fixed
     advantages, and π_old / π_ref log-probs off the current policy so ratios clip."""
     from r1kit.algo.logprobs import completion_logprobs, pack
-    from r1kit.trainers.grpo_batch import PolicyBatch
+    from r1kit.stages.grpo.batch import PolicyBatch
 
     gen = torch.Generator().manual_seed(0)
     vocab = len(tokenizer)
@@ -102,9 +102,9 @@ def _check(rank: int, port: int) -> None:
     from lightning.pytorch.overrides.distributed import prepare_for_backward
     from torch.nn.parallel import DistributedDataParallel
 
-    from r1kit.trainers.common import Backprop
-    from r1kit.trainers.grpo_update import accumulate_gradients
-    from r1kit.trainers.sft import accumulate_sft_gradients
+    from r1kit.stages.module_common import Backprop
+    from r1kit.stages.grpo.update import accumulate_gradients
+    from r1kit.stages.sft.module import accumulate_sft_gradients
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

@@ -4,7 +4,7 @@ import inspect
 import pytest
 import torch
 
-from r1kit.rollout import Rollout
+from r1kit.rollout.batch import Rollout
 
 
 def build_rollout(completions, group_ids, *, rewards=None, truncated=None, completion_ids=None,

@@ -3,7 +3,7 @@ import pytest
 from r1kit.config.schema import ConfigError
 from r1kit.filters.rejection import (LengthOptions, MaxPerPromptOptions, correct, dedupe,
                                      language_consistent, length, max_per_prompt, well_formatted)
-from r1kit.pluginmanager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
+from r1kit.plugin.manager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
 
 NAN = float("nan")
 

@@ -4,7 +4,7 @@ import torch
 from r1kit.config.schema import ConfigError
 from r1kit.filters.rl import (OverlongOptions, TruncationOptions, overlong, overlong_penalty,
                               truncation, zero_variance)
-from r1kit.pluginmanager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
+from r1kit.plugin.manager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
 
 NAN = float("nan")
 

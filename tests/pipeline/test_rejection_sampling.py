@@ -4,7 +4,7 @@ import json
 
 from r1kit.config.validate import validate
 from r1kit.pipeline.runner import run_pipeline
-from r1kit.pluginmanager import get_registry
+from r1kit.plugin.manager import get_registry
 from tests.conftest import SHRINK, compose_config
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from r1kit.config.schema import ConfigError
 from r1kit.config.validate import stage_config, validate
-from r1kit.pluginmanager import get_registry
+from r1kit.plugin.manager import get_registry
 from tests.conftest import compose_config
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from r1kit import pluginmanager
+from r1kit.plugin import manager as pluginmanager
 from tests.recipes import oracle_sampler, shaped_data
 
 #: Data presets and the local directory shape each one reads.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from r1kit import hookimpl
 from r1kit.data.response import opened_response
-from r1kit.sampling import Generation
+from r1kit.samplers.base import Generation
 
 _QUESTION = re.compile(r"User:(.*)Assistant:", re.S)
 

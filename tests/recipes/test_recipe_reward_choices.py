@@ -6,11 +6,12 @@ import types
 
 import pytest
 
-from r1kit import hookimpl, pluginmanager
+from r1kit import hookimpl
+from r1kit.plugin import manager as pluginmanager
 from r1kit.config.schema import ConfigError
 from r1kit.config.validate import stage_config, validate
 from r1kit.models.loading import model_source
-from r1kit.pipeline.components import build_parts
+from r1kit.stages.parts import build_parts
 from tests.conftest import compose_config
 from tests.recipes import oracle_sampler
 from tests.recipes.conftest import SHRINK, data_overrides

@@ -1,6 +1,6 @@
 """The shipped recipes judge completions in the context of their own templates: through the
 trainer's reward path (``RolloutCollector``), through the rejection-sampling filters and
-through ``python -m r1kit.score``, on local data shaped like MATH and GSM8K."""
+through ``python -m r1kit score``, on local data shaped like MATH and GSM8K."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 
 from r1kit.config.validate import stage_config, validate
 from r1kit.models.loading import model_source
-from r1kit.pipeline.components import build_parts
+from r1kit.stages.parts import build_parts
 from tests.conftest import compose_config, run_cli
 from tests.recipes.conftest import SHRINK, data_overrides, oracle_dist
 from tests.recipes.oracle_sampler import responses
@@ -71,8 +71,8 @@ def test_score_cli_judges_completions_with_the_presets_template(preset, shaped, 
                 handle.write(json.dumps({"prompt": prompt, "answer": gold,
                                          "completion": completion}) + "\n")
     out = tmp_path / "out.jsonl"
-    result = run_cli("reward=[accuracy,format,language]", f"+data={preset}",
-                     f"input={scored_in}", f"output={out}", module="r1kit.score", timeout=300,
+    result = run_cli("score", "reward=[accuracy,format,language]", f"+data={preset}",
+                     f"input={scored_in}", f"output={out}", timeout=300,
                      env=oracle_dist(tmp_path / "dist"))
     assert result.returncode == 0, result.stderr[-2000:]
     scored = [json.loads(line) for line in out.open()]

@@ -231,7 +231,7 @@ class TestWrongAnswers:
 
 
 def test_extract_answer_prefers_last_answer_block_then_last_box():
-    # Not the reward's reading any more, but maj@k voting (r1kit.evaluation) groups by it.
+    # Not the reward's reading any more, but maj@k voting (r1kit.stages.eval.evaluation) groups by it.
     assert extract_answer("\\boxed{1} <answer>2</answer>") == "2"
     assert extract_answer("<answer>see \\boxed{\\frac{1}{2}} and \\boxed{3}</answer>") == "3"
     assert extract_answer("\\boxed{1} then \\boxed {\\frac{a}{b^{2}}}") == "\\frac{a}{b^{2}}"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from r1kit.pluginmanager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
+from r1kit.plugin.manager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
 from r1kit.rewards.harness import RewardError, RewardSpec, compute_rewards
 
 COMPLETIONS = ["<think>a</think><answer>1</answer>", "<answer>2</answer>", "three"]

@@ -5,7 +5,7 @@ from transformers import Qwen2Config, Qwen2ForSequenceClassification
 
 from r1kit.config.validate import validate
 from r1kit.models.tiny import build_tokenizer
-from r1kit.pluginmanager import get_registry
+from r1kit.plugin.manager import get_registry
 from r1kit.rewards.harness import compute_rewards
 from r1kit.rewards.specs import reward_specs
 from tests.conftest import compose_config

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from r1kit.samplers.mismatch import importance_weights, logprob_mismatch, sampler_logprob_tensor
+from r1kit.algo.mismatch import importance_weights, logprob_mismatch, sampler_logprob_tensor
 
 
 def test_sampler_logprob_tensor_pads_with_zeros():

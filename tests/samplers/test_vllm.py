@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.models.tiny import ensure_tiny_model
 from r1kit.samplers.hf import HFSampler
-from r1kit.samplers.mismatch import logprob_mismatch, sampler_logprob_tensor
+from r1kit.algo.mismatch import logprob_mismatch, sampler_logprob_tensor
 
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
@@ -88,7 +88,7 @@ def check_layout(generation, n, eos, budget=MAX_NEW_TOKENS):
 
 
 def test_is_a_sampler_and_runs_in_process(sampler):
-    from r1kit.sampling import Sampler
+    from r1kit.samplers.base import Sampler
 
     assert isinstance(sampler, VLLMSampler) and isinstance(sampler, Sampler)
     assert sampler.in_process  # sync_weights copies tensors, no IPC

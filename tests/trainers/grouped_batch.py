@@ -8,7 +8,7 @@ import torch
 
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.models.tiny import build_model, build_tokenizer
-from r1kit.trainers.grpo_batch import PolicyBatch
+from r1kit.stages.grpo.batch import PolicyBatch
 
 
 def grouped_batch(*, groups: int, group_size: int, hidden_size: int, num_layers: int,

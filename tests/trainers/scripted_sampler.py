@@ -6,7 +6,7 @@ fast path)."""
 from __future__ import annotations
 
 from r1kit import hookimpl
-from r1kit.sampling import Generation
+from r1kit.samplers.base import Generation
 
 TOWER = "<answer>9^{9^{9^{9}}}</answer>"
 PLAIN = "<answer>12</answer>"

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from r1kit.rollout import Rollout
-from r1kit.sampling import SamplerCapabilities
-from r1kit.trainers.grpo_batch import (BEHAVIOUR_SOURCE, PolicyBatch, active_rows,
+from r1kit.rollout.batch import Rollout
+from r1kit.samplers.base import SamplerCapabilities
+from r1kit.stages.grpo.batch import (BEHAVIOUR_SOURCE, PolicyBatch, active_rows,
                                        behaviour_source, correction_weights, micro_batches,
                                        padded_reference, sampler_logprobs_kind, token_layout)
 

@@ -10,11 +10,11 @@ import torch
 
 from r1kit.data.stream import PromptStream
 from r1kit.models.tiny import build_model, build_tokenizer
-from r1kit.rollout import Rollout
-from r1kit.sampling import SamplerCapabilities
-from r1kit.samplers.mismatch import importance_weights
-from r1kit.trainers.common import ResumeState
-from r1kit.trainers.grpo import GRPOModule, NothingToLearnError, SkippedSteps
+from r1kit.rollout.batch import Rollout
+from r1kit.samplers.base import SamplerCapabilities
+from r1kit.algo.mismatch import importance_weights
+from r1kit.stages.module_common import ResumeState
+from r1kit.stages.grpo.module import GRPOModule, NothingToLearnError, SkippedSteps
 
 TOKENIZER = build_tokenizer()
 MODEL = build_model(TOKENIZER, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,

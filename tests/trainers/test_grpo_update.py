@@ -10,9 +10,9 @@ import torch
 
 from r1kit.algo.logprobs import completion_logprobs
 from r1kit.algo.loss import policy_loss
-from r1kit.trainers.common import Backprop
-from r1kit.trainers.grpo_batch import active_rows
-from r1kit.trainers.grpo_update import (ADDITIVE_TERMS, COMPUTED_ROW_STATS,
+from r1kit.stages.module_common import Backprop
+from r1kit.stages.grpo.batch import active_rows
+from r1kit.stages.grpo.update import (ADDITIVE_TERMS, COMPUTED_ROW_STATS,
                                         accumulate_gradients, combine_updates)
 from tests.trainers.grouped_batch import grouped_batch
 

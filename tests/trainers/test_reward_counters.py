@@ -7,14 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from r1kit import pluginmanager
+from r1kit.plugin import manager as pluginmanager
 from r1kit.config.validate import validate
 from r1kit.data.stream import PromptStream
 from r1kit.models.tiny import build_tokenizer
 from r1kit.rewards.accuracy import accuracy_reward
 from r1kit.rewards.harness import RewardSpec
-from r1kit.trainers.common import SUMMED
-from r1kit.trainers.rollouts import (ACCURACY_COUNTER_METRICS, FilterStep, RolloutCollector,
+from r1kit.stages.module_common import SUMMED
+from r1kit.rollout.collector import (ACCURACY_COUNTER_METRICS, FilterStep, RolloutCollector,
                                      accuracy_counts)
 from tests.conftest import SHRINK, compose_config
 from tests.trainers import scripted_sampler

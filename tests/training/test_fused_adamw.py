@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import torch
 
-from r1kit.trainers.common import PolicyOptimizer, fused_adamw
+from r1kit.stages.module_common import PolicyOptimizer, fused_adamw
 
 CFG = SimpleNamespace(lr=1e-2, weight_decay=0.1, betas=[0.9, 0.99], warmup_steps=0)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from r1kit import pluginmanager
+from r1kit.plugin import manager as pluginmanager
 from r1kit.config.validate import validate
 from tests.conftest import SHRINK, compose_config, run_cli
 from tests.training import learnable_reward
@@ -87,7 +87,7 @@ def test_mu_above_one_takes_pi_old_from_the_sampler_without_a_forward(
         tmp_path, with_test_reward, monkeypatch):
     """μ = 2 with the HF sampler: π_old comes with the samples (no extra policy forward per
     rollout); only the reference (β > 0) is run by ``_logprobs``."""
-    from r1kit.trainers.grpo import GRPOModule
+    from r1kit.stages.grpo.module import GRPOModule
 
     calls, old = [], []
     original_logprobs, original_batch = GRPOModule._logprobs, GRPOModule._policy_batch
@@ -136,8 +136,8 @@ def test_reference_logprobs_computed_while_scoring_match_a_fresh_forward(
     those a forward pass over the final batch gives."""
     import torch
 
-    from r1kit.trainers import rollouts
-    from r1kit.trainers.grpo import GRPOModule
+    from r1kit.rollout import collector as rollouts
+    from r1kit.stages.grpo.module import GRPOModule
 
     checked, overlapped = [], []
     original_batch, original_sample = GRPOModule._policy_batch, rollouts.RolloutCollector.sample
@@ -169,7 +169,7 @@ def test_bf16_mixed_run_keeps_the_frozen_reference_in_bf16(tmp_path, with_test_r
                                                           monkeypatch):
     import torch
 
-    from r1kit.trainers.grpo import GRPOModule
+    from r1kit.stages.grpo.module import GRPOModule
 
     seen = []
     original = GRPOModule._policy_batch

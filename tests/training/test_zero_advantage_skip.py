@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from r1kit.algo.microbatch import learning_rows
-from r1kit.trainers.grpo_update import accumulate_gradients
+from r1kit.stages.grpo.update import accumulate_gradients
 from tests.trainers.grouped_batch import grouped_batch
 
 GROUPS, G = 4, 4

@@ -20,7 +20,7 @@ GROUPS = ("reward", "data")  # the config groups the package adds an option to
 def registry():
     from hydra.core.config_store import ConfigStore
 
-    from r1kit.pluginmanager import build_registry, create_plugin_manager
+    from r1kit.plugin.manager import build_registry, create_plugin_manager
 
     # Hydra's ConfigStore is process-wide: _compose stores this registry's countdown options
     # in it (over those of the installed package, if something stored them already).
@@ -68,7 +68,7 @@ def _compose(registry, overrides):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from r1kit.cli import CONF_DIR
+    from r1kit.cli.startup import CONF_DIR
     from r1kit.config.store import store_plugin_options
 
     store_plugin_options(registry)

@@ -50,7 +50,7 @@ def test_pip_install_into_a_fresh_venv(tmp_path):
     where = _run([python, "-c", "import r1kit_countdown; print(r1kit_countdown.__file__)"],
                  env=env, cwd=tmp_path)
     assert Path(where.strip()).is_relative_to(venv), where
-    listing = _run([python, "-m", "r1kit.plugins"], env=env, cwd=tmp_path)
+    listing = _run([python, "-m", "r1kit", "plugins"], env=env, cwd=tmp_path)
     rows = {tuple(re.split(r"\s{2,}", line.strip())) for line in listing.splitlines()}
     for kind in ("reward", "dataset"):
         assert (kind, "countdown", "r1kit-countdown 0.1.0", "countdown") in rows, listing

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
-from r1kit.pluginmanager import get_registry
+from r1kit.plugin.manager import get_registry
 from r1kit.rewards.code.extract import extract_program
 from r1kit.rewards.code.isolation import (
     CHOICES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from r1kit.pluginmanager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
+from r1kit.plugin.manager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
 from r1kit.rewards.code import isolation
 
 CODE_PLUGIN = "r1kit.rewards.code.plugin"

@@ -6,7 +6,7 @@ import pytest
 from code_reward_helpers import code_registry
 
 import r1kit
-from r1kit.registry import UnknownPluginError
+from r1kit.plugin.registry import UnknownPluginError
 from r1kit.rewards.code import isolation, reward
 from r1kit.rewards.code.isolation import SandboxUnavailableError, select_isolation
 from r1kit.rewards.code.reward import CodeRewardOptions, code_reward

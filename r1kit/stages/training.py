@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from r1kit.data.stream import PromptStream
-from r1kit.evaluation import Evaluator
-from r1kit.pipeline.components import build_parts
+from r1kit.stages.eval.evaluation import Evaluator
+from r1kit.stages.parts import build_parts
 from r1kit.run.distributed import sum_over_ranks
 from r1kit.run.trainer import build_trainer, resume_checkpoint
 

@@ -22,8 +22,8 @@ import torch
 from r1kit.algo.logprobs import completion_logprobs
 from r1kit.algo.loss import policy_loss
 from r1kit.algo.microbatch import AGGREGATION_UNITS, share
-from r1kit.trainers.common import Backprop
-from r1kit.trainers.grpo_batch import PolicyBatch, active_rows, micro_batches
+from r1kit.stages.module_common import Backprop
+from r1kit.stages.grpo.batch import PolicyBatch, active_rows, micro_batches
 
 #: loss terms that add up over micro-batches, each weighted like its loss: their sum is the
 #: batch's value exactly (a skipped group contributes exactly 0 to each)

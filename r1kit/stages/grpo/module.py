@@ -24,14 +24,14 @@ import torch
 
 from r1kit.models.attention import auto_attention
 from r1kit.run.errors import RunStopped
-from r1kit.sampling import sampler_capabilities
-from r1kit.trainers.common import (Backprop, PolicyTrainingModule, gather_objects,
+from r1kit.samplers.base import sampler_capabilities
+from r1kit.stages.module_common import (Backprop, PolicyTrainingModule, gather_objects,
                                    log_step_metrics, nanmean, reduce_metrics)
-from r1kit.trainers.grpo_batch import (active_rows, batch_logprobs, behaviour_source,
+from r1kit.stages.grpo.batch import (active_rows, batch_logprobs, behaviour_source,
                                        correction_weights, engine_mismatch, padded_reference,
                                        sampler_logprobs_kind, sampler_logprobs_tensor,
                                        token_layout)
-from r1kit.trainers.grpo_update import accumulate_gradients, combine_updates
+from r1kit.stages.grpo.update import accumulate_gradients, combine_updates
 
 
 class NothingToLearnError(RunStopped):

@@ -13,7 +13,7 @@ from contextlib import nullcontext
 
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.models.attention import auto_attention
-from r1kit.trainers.common import (Backprop, PolicyTrainingModule, log_step_metrics,
+from r1kit.stages.module_common import (Backprop, PolicyTrainingModule, log_step_metrics,
                                    reduce_metrics)
 
 

@@ -10,7 +10,7 @@ from r1kit.data.loading import render_prompt
 from r1kit.models.loading import encode_visible, visible_prompt
 from r1kit.rewards import accuracy
 from r1kit.rewards.harness import RewardSpec, start_rewards
-from r1kit.rollout import Rollout
+from r1kit.rollout.batch import Rollout
 
 
 @dataclass

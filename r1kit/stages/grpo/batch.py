@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.microbatch import group_chunks, learning_rows
-from r1kit.samplers.mismatch import (importance_weights, logprob_mismatch,
+from r1kit.algo.mismatch import (importance_weights, logprob_mismatch,
                                      sampler_logprob_tensor)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from r1kit.data.loading import render_prompt
 from r1kit.data.response import completion_target
 from r1kit.models.loading import encode_visible, visible_prompt
-from r1kit.pipeline.stages.training import TrainingStage, run_training_stage
-from r1kit.trainers.sft import SFTModule
+from r1kit.stages.training import TrainingStage, run_training_stage
+from r1kit.stages.sft.module import SFTModule
 
 
 def _rows_with_solutions(cfg, ctx, parts) -> list[dict]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from r1kit.evaluation import Evaluator
-from r1kit.pipeline.components import build_parts
+from r1kit.stages.eval.evaluation import Evaluator
+from r1kit.stages.parts import build_parts
 from r1kit.run.distributed import join_ranks
 
 

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from r1kit.data.loading import load_splits
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.rewards.specs import reward_specs
-from r1kit.trainers.rollouts import FilterStep, RolloutCollector
+from r1kit.rollout.collector import FilterStep, RolloutCollector
 
 
 def plugin_options(node) -> dict:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from r1kit.models.loading import load_model
-from r1kit.pipeline.components import build_advantage
-from r1kit.pipeline.stages.training import TrainingStage, run_training_stage
+from r1kit.stages.parts import build_advantage
+from r1kit.stages.training import TrainingStage, run_training_stage
 from r1kit.run.samples import SampleWriter
-from r1kit.trainers.grpo import GRPOModule
+from r1kit.stages.grpo.module import GRPOModule
 
 
 def _module(cfg, ctx, parts, stream, evaluator) -> GRPOModule:

@@ -1,4 +1,4 @@
-"""``python -m r1kit.score 'reward=[accuracy,format]' input=IN.jsonl output=OUT.jsonl``
+"""``python -m r1kit score 'reward=[accuracy,format]' input=IN.jsonl output=OUT.jsonl``
 
 Scores existing completions (each row holds ``completion`` plus the dataset fields) with the
 same reward plugins and harness the trainer uses, and writes every row back with ``rewards``
@@ -20,7 +20,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from r1kit.cli import CONF_DIR, guarded, prepare
+from r1kit.cli.startup import CONF_DIR, guarded, prepare
 from r1kit.config.schema import ConfigError
 from r1kit.config.validate import _check_plugin_node
 from r1kit.data.jsonl import read_jsonl
@@ -83,10 +83,10 @@ def score_file(cfg: DictConfig, registry) -> int:
 @hydra.main(config_path=CONF_DIR, config_name="score", version_base=None)
 @guarded
 def _run(cfg: DictConfig) -> None:
-    from r1kit.pluginmanager import get_registry
+    from r1kit.plugin.manager import get_registry
 
     count = score_file(cfg, get_registry())
-    print(f"r1kit.score: wrote {count} rows to {cfg.output}")
+    print(f"r1kit score: wrote {count} rows to {cfg.output}")
 
 
 def main() -> None:

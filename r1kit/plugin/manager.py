@@ -15,8 +15,8 @@ from importlib import metadata
 import pluggy
 
 import r1kit
-from r1kit import hookspecs
-from r1kit.registry import KINDS, Registry
+from r1kit.plugin import hookspecs
+from r1kit.plugin.registry import KINDS, Registry
 
 #: Set to 1/true to skip loading third-party plugins from the ``r1kit`` entry-point group.
 AUTOLOAD_ENV = "R1KIT_DISABLE_PLUGIN_AUTOLOAD"
@@ -31,7 +31,7 @@ BUILTIN_PLUGINS = (
     "r1kit.rewards.reward_model",
     "r1kit.samplers.hf",
     "r1kit.samplers.vllm",
-    "r1kit.advantages",
+    "r1kit.algo.advantages",
     "r1kit.filters.rl",
     "r1kit.filters.rejection",
     "r1kit.data.builtin",
@@ -78,7 +78,7 @@ def create_plugin_manager(*, autoload: bool | None = None, blocked: list[str] | 
 def _check_hook_names(pm: pluggy.PluginManager) -> None:
     """A hook implementation whose name matches no spec (``r1kit_register_reward``) would
     never be called; fail at load, naming the plugin and the nearest spec."""
-    from r1kit.registry import PluginError, nearest
+    from r1kit.plugin.registry import PluginError, nearest
 
     specs = [name for name in dir(hookspecs) if name.startswith("r1kit_")]
     try:

@@ -26,10 +26,10 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from r1kit.run.ranks import is_global_zero
+from r1kit.stages import MANIFEST
 
 JOB_RECORD = "r1kit_job.json"
 SUMMARY = "summary.csv"
-MANIFEST = "manifest.json"
 
 
 class SweepSummary(Callback):

@@ -1,11 +1,11 @@
-"""``python -m r1kit.plugins``: list every registered plugin with its kind, name and provider."""
+"""``python -m r1kit plugins``: list every registered plugin with its kind, name and provider."""
 
 from __future__ import annotations
 
 import sys
 
-from r1kit.pluginmanager import get_registry
-from r1kit.registry import PluginError
+from r1kit.plugin.manager import get_registry
+from r1kit.plugin.registry import PluginError
 
 
 def main(argv=None) -> int:

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from r1kit.data.loading import load_splits
 from r1kit.data.response import full_response
-from r1kit.pipeline.components import build_parts
+from r1kit.stages.parts import build_parts
 from r1kit.run.distributed import join_ranks
 
 

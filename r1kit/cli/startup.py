@@ -13,11 +13,12 @@ from omegaconf import OmegaConf
 
 from r1kit.config.schema import ConfigError
 from r1kit.config.store import store_plugin_options
-from r1kit.pluginmanager import get_registry
-from r1kit.registry import PluginError
+from r1kit.plugin.manager import get_registry
+from r1kit.plugin.registry import PluginError
 from r1kit.run.errors import RunStopped
 
-CONF_DIR = str(Path(__file__).resolve().parent / "conf")
+#: The Hydra tree, a package directory of r1kit (``r1kit/conf``).
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 MAX_NAME = 120  # file systems reject names over 255 bytes
@@ -68,7 +69,7 @@ def check_group_choices(argv: list[str], registry) -> None:
     from hydra.errors import HydraException
 
     from r1kit.config.store import PLUGIN_GROUPS
-    from r1kit.registry import nearest
+    from r1kit.plugin.registry import nearest
 
     groups = (*PLUGIN_GROUPS, *YAML_GROUPS)
     try:
@@ -98,7 +99,7 @@ def fail(message: str, code: int = 2) -> None:
 
 
 #: What Hydra writes into a job's directory before r1kit's code runs.
-_HYDRA_FILES = {".hydra", "__main__.log", "score.log"}
+_HYDRA_FILES = {".hydra", "train.log", "score.log"}
 
 
 def _discard_rejected_run_dir() -> None:

@@ -1,0 +1,1 @@
+"""The command-line entry points: ``python -m r1kit [score|plugins|compare] ...``."""

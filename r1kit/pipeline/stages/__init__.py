@@ -1,1 +1,0 @@
-"""One module per stage kind: each exposes run(cfg, ctx) -> outputs dict."""

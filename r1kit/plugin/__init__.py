@@ -1,0 +1,1 @@
+"""The plugin machinery: hook specs, the pluggy manager that loads plugins, the registry."""

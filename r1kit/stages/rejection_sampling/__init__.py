@@ -1,0 +1,1 @@
+"""The ``rejection_sampling`` stage."""

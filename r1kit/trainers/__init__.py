@@ -1,1 +1,0 @@
-"""Lightning modules and the code that builds their Trainer."""
