@@ -25,6 +25,7 @@ import sys
 import types
 from collections import defaultdict
 from pathlib import Path
+from r1kit.api import plugin_options
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "rewards" / "data" / "answer_pairs.jsonl"
@@ -45,7 +46,7 @@ def new_verdicts(rows: list[dict]) -> list[bool]:
     from r1kit.rewards.accuracy import accuracy_reward
 
     scores = accuracy_reward([completion(r["prediction"]) for r in rows],
-                             [{"answer": r["gold"]} for r in rows])
+                             [{"answer": r["gold"]} for r in rows], plugin_options("reward", "accuracy"))
     return [score == 1.0 for score in scores]
 
 
@@ -69,6 +70,7 @@ def old_verdicts(rows: list[dict], rev: str) -> list[bool]:
     exec(compile(source, f"{rev}:r1kit/rewards/accuracy.py", "exec"), module.__dict__)
     module._verify_in_workers = lambda jobs, timeout, workers: [
         module.math_verify_equal(gold, pred) for gold, pred in jobs]
+    # an old revision's reward took its options as keywords (all defaults here)
     scores = module.accuracy_reward([completion(r["prediction"]) for r in rows],
                                     [{"answer": r["gold"]} for r in rows])
     return [score == 1.0 for score in scores]

@@ -20,6 +20,7 @@ import time
 
 from r1kit.rewards.code.isolation import SANDBOX_PATH, available
 from r1kit.rewards.code.reward import code_reward
+from r1kit.api import plugin_options
 
 SOLUTIONS = [
     "n = int(input())\nprint(sum(int(x) for x in input().split()[:n]))",  # correct
@@ -40,11 +41,13 @@ def batch(programs: int, tests: int) -> tuple[list[str], list[dict]]:
 
 def measure(isolation: str, completions, examples, workers: int, repeat: int) -> float:
     """Median seconds to score the batch."""
-    code_reward(completions[:workers], examples[:workers], isolation=isolation, workers=workers)
+    code_reward(completions[:workers], examples[:workers],
+                plugin_options("reward", "code", isolation=isolation, workers=workers))
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        code_reward(completions, examples, isolation=isolation, workers=workers)
+        code_reward(completions, examples,
+                    plugin_options("reward", "code", isolation=isolation, workers=workers))
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

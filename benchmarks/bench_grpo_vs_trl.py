@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from r1kit.api import plugin_options
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,15 +147,16 @@ def _greedy_evaluator(spec: dict, tokenizer):
     from r1kit.rewards.accuracy import accuracy_reward
     from r1kit.samplers.hf import HFSampler
 
-    rows = arithmetic_dataset("val", spec["work"]["seed"])[: spec["val_size"]]
+    rows = arithmetic_dataset("val", spec["work"]["seed"],
+                              plugin_options("data", "arithmetic"))[: spec["val_size"]]
     prompt_ids = [tokenizer(r["prompt"], add_special_tokens=False)["input_ids"] for r in rows]
 
     def evaluate(model) -> float:
-        sampler = HFSampler(model, tokenizer, max_new_tokens=spec["work"]["max_new_tokens"],
-                            temperature=1.0)
+        sampler = HFSampler(model, tokenizer,
+                            plugin_options("sampler", "hf", max_new_tokens=spec["work"]["max_new_tokens"], temperature=1.0))
         ids = sampler.generate(prompt_ids, 1, greedy=True).completion_ids
         texts = [t.replace(tokenizer.eos_token, "") for t in tokenizer.batch_decode(ids)]
-        scores = accuracy_reward(texts, rows)
+        scores = accuracy_reward(texts, rows, plugin_options("reward", "accuracy"))
         return sum(scores) / len(scores)
 
     return evaluate
@@ -172,7 +174,7 @@ def run_r1kit(spec: dict) -> dict:
     from hydra.core.global_hydra import GlobalHydra
 
     from r1kit import hookimpl
-from r1kit.plugin import manager as pluginmanager
+    from r1kit.plugin import manager as pluginmanager
     from r1kit.cli.startup import CONF_DIR, prepare
     from r1kit.config.validate import validate
     from r1kit.pipeline.runner import run_pipeline
@@ -229,8 +231,7 @@ from r1kit.plugin import manager as pluginmanager
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
         cfg = compose("config", overrides=overrides)
-    validate(cfg, registry)
-    run_pipeline(cfg)
+    run_pipeline(validate(cfg, registry))
     return clocks[0].result({"completion_length": statistics.mean(lengths),
                              "torch_threads": torch.get_num_threads()})
 
@@ -253,7 +254,7 @@ def run_trl(spec: dict) -> dict:
     if completions_per_step % micro:
         raise SystemExit(f"prompts*G={completions_per_step} must be a multiple of the "
                          f"micro-batch size {micro}")
-    train = arithmetic_dataset("train", w["seed"])
+    train = arithmetic_dataset("train", w["seed"], plugin_options("data", "arithmetic"))
     dataset = Dataset.from_list([{"prompt": r["prompt"], "answer": r["answer"]} for r in train])
     lengths: list[int] = []
 
@@ -261,7 +262,7 @@ def run_trl(spec: dict) -> dict:
     def accuracy(completions, prompts, answer, completion_ids, **kwargs):
         lengths.extend(map(len, completion_ids))
         return accuracy_reward(completions, [{"prompt": p, "answer": a}
-                                             for p, a in zip(prompts, answer)])
+                                             for p, a in zip(prompts, answer)], plugin_options("reward", "accuracy"))
 
     def format(completions, prompts, **kwargs):  # noqa: A001  (the reward's name in logs)
         return format_reward(completions, [{"prompt": p} for p in prompts])

@@ -51,7 +51,7 @@ def worker(overrides: list[str], threads: int, out: Path) -> None:
     from hydra import compose, initialize_config_dir
 
     from r1kit.cli.startup import CONF_DIR, prepare
-    from r1kit.config.validate import stage_config, validate
+    from r1kit.config.validate import validate
     from r1kit.pipeline.runner import StageContext
     from r1kit.stages.rejection_sampling import stage as rejection_sampling
     from r1kit.plugin.manager import get_plugin_manager, get_registry
@@ -62,8 +62,7 @@ def worker(overrides: list[str], threads: int, out: Path) -> None:
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
         cfg = compose("config", overrides=overrides)
     registry = get_registry()
-    validate(cfg, registry)
-    scfg = stage_config(cfg, "rs", registry)
+    scfg = validate(cfg, registry).stage("rs").config
     start = time.perf_counter()
     ranks = join_ranks(scfg.trainer)
     joined, joined_wall = time.perf_counter(), time.time()

@@ -23,6 +23,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from r1kit.api import plugin_options
 
 
 def timed(fn, repeats: int):
@@ -89,13 +90,14 @@ def main(argv=None) -> dict:
     print(f"{args.model} ({params / 1e6:.1f}M parameters): {args.prompts} prompts x "
           f"{args.samples} samples x {args.tokens} tokens, torch threads "
           f"{torch.get_num_threads()}, median of {args.repeats}", flush=True)
-    rows = [measure(HFSampler(policy, tokenizer, **options), "hf"),
-            measure(HFSampler(policy, tokenizer, fast_decode=False, **options), "hf-generate")]
+    rows = [measure(HFSampler(policy, tokenizer, plugin_options("sampler", "hf", **options)), "hf"),
+            measure(HFSampler(policy, tokenizer,
+                              plugin_options("sampler", "hf", fast_decode=False, **options)), "hf-generate")]
 
     from r1kit.samplers.vllm import vllm_sampler
 
     start = time.perf_counter()
-    vllm = vllm_sampler(policy, tokenizer, **options)
+    vllm = vllm_sampler(policy, tokenizer, plugin_options("sampler", "vllm", **options))
     startup = time.perf_counter() - start
     start = time.perf_counter()
     vllm.generate(prompts[:1], 1)
@@ -104,7 +106,8 @@ def main(argv=None) -> dict:
     rows.append(measure(vllm, "vllm"))
     sync_seconds, _, _ = timed(lambda: vllm.load_weights(policy), args.repeats)
     print(f"vllm weight sync {sync_seconds * 1000:6.1f} ms", flush=True)
-    rows.append(measure(HFSampler(policy, tokenizer, **options), "hf (again)"))
+    rows.append(measure(HFSampler(policy, tokenizer,
+                                  plugin_options("sampler", "hf", **options)), "hf (again)"))
     vllm.close()
 
     vllm_row = next(r for r in rows if r["sampler"] == "vllm")

@@ -26,7 +26,7 @@ from typing import Any, Protocol, Sequence, TypeVar, runtime_checkable
 import torch
 
 from r1kit import hookimpl
-from r1kit.config.schema import ConfigError
+from r1kit.config.schema import ConfigError, RootConfig
 from r1kit.data.response import full_response, opened_response
 from r1kit.rewards.code.runners import CodeRunner
 from r1kit.rollout.batch import Rollout
@@ -37,7 +37,7 @@ __all__ = [
     "RewardFn", "full_response", "opened_response",
     "SamplerFactory", "Sampler", "SamplerCapabilities", "Generation",
     "AdvantageFn", "FilterFn", "Rollout", "DatasetFn", "CodeRunnerFactory", "CodeRunner",
-    "ConfigError",
+    "ConfigError", "RootConfig", "plugin_options",
 ]
 
 #: What a ``Register`` accepts: one plugin kind's Protocol.
@@ -53,7 +53,9 @@ class Register(Protocol[_PluginT]):
     registering it twice (in one plugin or across plugins) is an error naming both. ``schema``
     is an optional dataclass whose fields are the options ``obj`` accepts: they become the
     config node's typed keys with their defaults, and its ``__post_init__`` validates them when
-    the config is composed (raise :class:`ConfigError` naming the key).
+    the config is composed (raise :class:`ConfigError` naming the key). The schema is the one
+    place the options' defaults are written: ``obj`` receives the whole config node as one
+    instance of it (see each kind's Protocol); :func:`plugin_options` builds one in tests.
     """
 
     def __call__(self, name: str, obj: _PluginT, schema: type | None = None) -> None: ...
@@ -71,24 +73,26 @@ class RewardFn(Protocol):
     ``full_response(example["rendered_prompt"], completion)`` (``opened_response(prompt)`` is
     the part the prompt wrote).
 
-    ``options`` are the keys of the config node ``reward.<name>`` other than the harness's
-    ``weight``, ``timeout`` and ``on_error``. Each reward runs in a thread of its own, under its
+    ``options`` is the config node ``reward.<name>`` as one typed object: an instance of the
+    registered schema (``options.sample_timeout``), also carrying the harness's fields
+    (``weight``, ``timeout``, ``on_error``, ``applies_to``). Each reward runs in a thread of its own, under its
     ``timeout``; an exception stops the run naming the reward and the sample (or, with
     ``on_error=skip``, the sample scores ``None`` and is counted), so raise rather than return
     0.0 for a sample you cannot judge.
     """
 
     def __call__(self, completions: list[str], examples: list[dict],
-                 **options: Any) -> list[float | None]: ...
+                 options: Any) -> list[float | None]: ...
 
 
 @runtime_checkable
 class SamplerFactory(Protocol):
     """Builds the sampler for a policy: ``model`` is the Hugging Face causal LM being trained,
-    ``tokenizer`` its tokenizer, ``options`` the keys of the config node ``sampler`` other than
-    ``name``. Called when a stage that samples starts."""
+    ``tokenizer`` its tokenizer, ``options`` the typed ``sampler`` node (an instance of the
+    registered schema with ``max_new_tokens``, ``temperature`` and ``top_p``). Called when a
+    stage that samples starts."""
 
-    def __call__(self, model: torch.nn.Module, tokenizer: Any, **options: Any) -> Sampler: ...
+    def __call__(self, model: torch.nn.Module, tokenizer: Any, options: Any) -> Sampler: ...
 
 
 @runtime_checkable
@@ -97,12 +101,12 @@ class AdvantageFn(Protocol):
 
     ``rewards`` and ``group_ids`` are 1-D and of equal length N; ``group_ids[i]`` (long) is the
     prompt group of completion ``i``. Returns a float tensor of N values, never NaN (a group of
-    one or of equal rewards must still give numbers). ``options``: the config node
-    ``advantage`` other than ``name``.
+    one or of equal rewards must still give numbers). ``options``: the typed ``advantage``
+    node.
     """
 
     def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor,
-                 **options: Any) -> torch.Tensor: ...
+                 options: Any) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -113,10 +117,10 @@ class FilterFn(Protocol):
 
     Filters run after rewards and before advantages, in the order of the ``filter`` list; the
     same filters pick samples in rejection sampling. Dropping whole groups makes the trainer
-    sample more prompts to refill the batch. ``options``: the config node ``filter.<name>``.
+    sample more prompts to refill the batch. ``options``: the typed ``filter.<name>`` node.
     """
 
-    def __call__(self, rollout: Rollout, **options: Any) -> Rollout: ...
+    def __call__(self, rollout: Rollout, options: Any) -> Rollout: ...
 
 
 @runtime_checkable
@@ -126,11 +130,11 @@ class DatasetFn(Protocol):
     must depend on nothing but the arguments (draw randomness from ``seed``).
 
     Each row is a dict with a ``prompt`` (str) and, for verifiable tasks, an ``answer``; every
-    other field is kept and handed to rewards in ``examples``. ``options``: the keys of the
-    config node ``data`` that are fields of the registered schema.
+    other field is kept and handed to rewards in ``examples``. ``options``: the typed ``data``
+    node (the registered schema's fields plus ``batch_size``, ``template``, ``val_size``).
     """
 
-    def __call__(self, split: str, seed: int, **options: Any) -> Sequence[dict]: ...
+    def __call__(self, split: str, seed: int, options: Any) -> Sequence[dict]: ...
 
 
 @runtime_checkable
@@ -144,3 +148,16 @@ class CodeRunnerFactory(Protocol):
     """
 
     def __call__(self) -> CodeRunner: ...
+
+
+def plugin_options(group: str, name: str, **values: Any) -> Any:
+    """The typed options r1kit hands plugin ``name`` of config group ``group`` (``reward``,
+    ``sampler``, ``advantage``, ``filter``, ``data``) for a node with ``values``: defaults
+    filled in from its schema and the group's common fields, checks run. For tests of a
+    plugin: ``countdown_reward(completions, rows, plugin_options("reward", "countdown"))``."""
+    from r1kit.config.validate import plugin_options as typed_options
+    from r1kit.plugin.manager import get_registry
+
+    key = group if group in ("sampler", "advantage", "data") else f"{group}.{name}"
+    return typed_options(group, name, {**values, "name": name} if key == group else values,
+                         get_registry(), key)

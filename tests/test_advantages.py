@@ -1,6 +1,5 @@
 """Advantage estimators on crafted rewards, with expected values worked out by hand."""
 
-import dataclasses
 import inspect
 import math
 
@@ -12,6 +11,7 @@ from r1kit.algo.advantages import (GRPOAdvantageOptions, ReinforcePPAdvantageOpt
                               rloo_advantages)
 from r1kit.config.schema import ConfigError
 from r1kit.plugin.manager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
+from r1kit.api import plugin_options
 
 F64 = torch.float64
 # Four groups, uneven sizes, ids neither contiguous nor sorted, members interleaved:
@@ -33,7 +33,8 @@ def test_grpo_unbiased_std():
     # id 1: Σ dev² = ½, ÷(2−1) → std √½ = 0.707107;             0.5/(0.707107 + 1e-4) = 0.707007
     a7 = 0.5 / (math.sqrt(1 / 3) + 1e-4)
     a1 = 0.5 / (math.sqrt(0.5) + 1e-4)
-    torch.testing.assert_close(grpo_advantages(REWARDS, GROUPS),
+    torch.testing.assert_close(grpo_advantages(REWARDS, GROUPS,
+                                               plugin_options("advantage", "grpo")),
                                expect([a7, 0, -a7, -a1, 0, 0, -a7, a1, a7, 0]))
     assert abs(a7 - 0.865875) < 1e-6 and abs(a1 - 0.707007) < 1e-6
 
@@ -41,7 +42,8 @@ def test_grpo_unbiased_std():
 def test_grpo_population_std():
     # both groups have population std 0.5: 0.5/(0.5 + 1e-4) = 0.999800
     a = 0.5 / 0.5001
-    torch.testing.assert_close(grpo_advantages(REWARDS, GROUPS, unbiased=False),
+    torch.testing.assert_close(grpo_advantages(REWARDS, GROUPS,
+                                               plugin_options("advantage", "grpo", unbiased=False)),
                                expect([a, 0, -a, -a, 0, 0, -a, a, a, 0]))
 
 
@@ -61,11 +63,22 @@ def test_reinforce_pp_batch_std():
     # unbiased std over 10 = √(1.5/9) = 0.408248;  0.5/0.408248 = 1.2247449
     a = 0.5 / (math.sqrt(1.5 / 9) + 1e-8)
     assert abs(a - 1.2247449) < 1e-6
-    torch.testing.assert_close(reinforce_pp_advantages(REWARDS, GROUPS),
+    torch.testing.assert_close(reinforce_pp_advantages(REWARDS, GROUPS,
+                                                       plugin_options("advantage", "reinforce_pp")),
                                expect([a if d > 0 else -a if d < 0 else 0 for d in DEV]))
 
 
-ESTIMATORS = [grpo_advantages, dr_grpo_advantages, rloo_advantages, reinforce_pp_advantages]
+def _with_defaults(fn, name):
+    """``fn`` as r1kit calls it: with its typed options at their defaults."""
+    def estimate(rewards, group_ids):
+        return fn(rewards, group_ids, plugin_options("advantage", name))
+    estimate.__name__ = name
+    return estimate
+
+
+ESTIMATORS = [_with_defaults(grpo_advantages, "grpo"), _with_defaults(dr_grpo_advantages, "dr_grpo"),
+              _with_defaults(rloo_advantages, "rloo"),
+              _with_defaults(reinforce_pp_advantages, "reinforce_pp")]
 
 
 @pytest.mark.parametrize("fn", ESTIMATORS)
@@ -99,7 +112,7 @@ def test_schemas_validate_values():
         ReinforcePPAdvantageOptions(epsilon=-1.0)
 
 
-def test_registered_as_plugins_with_matching_schemas():
+def test_registered_as_plugins_taking_typed_options():
     mine = {"r1kit.algo.advantages"}
     others = [m for m in BUILTIN_PLUGINS if m not in mine]  # may not exist yet
     pm = create_plugin_manager(autoload=False, blocked=others)
@@ -107,9 +120,6 @@ def test_registered_as_plugins_with_matching_schemas():
     assert registry.names("advantage") == ["dr_grpo", "grpo", "reinforce_pp", "rloo"]
     for entry in registry.entries("advantage"):
         assert entry.provider.startswith("r1kit ")
-        # every schema field is a keyword option of the function, with the same default
-        params = {name: p for name, p in inspect.signature(entry.obj).parameters.items()
-                  if p.kind is inspect.Parameter.KEYWORD_ONLY}
-        fields = ({f.name: f.default for f in dataclasses.fields(entry.schema)}
-                  if entry.schema else {})
-        assert {name: p.default for name, p in params.items()} == fields, entry.name
+        # (rewards, group_ids, options): the defaults live in the schema alone
+        params = list(inspect.signature(entry.obj).parameters)
+        assert params == ["rewards", "group_ids", "options"], entry.name

@@ -18,7 +18,8 @@ import torch
 from r1kit.plugin import manager as pluginmanager
 from r1kit.api import (AdvantageFn, CodeRunner, CodeRunnerFactory, ConfigError, DatasetFn,
                        FilterFn, Generation, Register, RewardFn, Rollout, Sampler,
-                       SamplerCapabilities, SamplerFactory, full_response, hookimpl)
+                       SamplerCapabilities, SamplerFactory, full_response, hookimpl,
+                       plugin_options)
 
 PLUGIN = "api_example"
 
@@ -37,8 +38,8 @@ class ExactAnswerOptions:
             raise ConfigError(f"reward.exact_answer.wrong: must be in [0, 1), got {self.wrong}")
 
 
-def exact_answer(completions: list[str], examples: list[dict], **options) -> list[float | None]:
-    opts = ExactAnswerOptions(**options)
+def exact_answer(completions: list[str], examples: list[dict],
+                 options: ExactAnswerOptions) -> list[float | None]:
     scores: list[float | None] = []
     for completion, example in zip(completions, examples, strict=True):
         if "answer" not in example:
@@ -49,7 +50,7 @@ def exact_answer(completions: list[str], examples: list[dict], **options) -> lis
             scores.append(0.0)
         else:
             right = response.endswith(f"<answer>{example['answer']}</answer>")
-            scores.append(1.0 if right else opts.wrong)
+            scores.append(1.0 if right else options.wrong)
     return scores
 
 
@@ -83,8 +84,8 @@ class RepeatSampler:
         self.logprobs = wanted
 
 
-def repeat_sampler(model: torch.nn.Module, tokenizer, **options) -> RepeatSampler:
-    return RepeatSampler(model, **options)
+def repeat_sampler(model: torch.nn.Module, tokenizer, options: RepeatOptions) -> RepeatSampler:
+    return RepeatSampler(model, options.max_new_tokens)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,7 +93,7 @@ def repeat_sampler(model: torch.nn.Module, tokenizer, **options) -> RepeatSample
 # ---------------------------------------------------------------------------------------------
 
 
-def centred(rewards: torch.Tensor, group_ids: torch.Tensor, **options) -> torch.Tensor:
+def centred(rewards: torch.Tensor, group_ids: torch.Tensor, options) -> torch.Tensor:
     """Reward minus the mean reward of its group."""
     _, index = torch.unique(group_ids, return_inverse=True)
     sums = torch.zeros(int(index.max()) + 1).index_add_(0, index, rewards)
@@ -105,9 +106,9 @@ class MinRewardOptions:
     threshold: float = 0.5
 
 
-def min_reward(rollout: Rollout, **options) -> Rollout:
+def min_reward(rollout: Rollout, options: MinRewardOptions) -> Rollout:
     """Keep the completions whose reward reaches ``threshold``."""
-    keep = rollout.rewards >= MinRewardOptions(**options).threshold
+    keep = rollout.rewards >= options.threshold
     return rollout.select(keep.nonzero().flatten())
 
 
@@ -116,9 +117,9 @@ class SquaresOptions:
     num_rows: int = 8
 
 
-def squares(split: str, seed: int, **options) -> list[dict]:
+def squares(split: str, seed: int, options: SquaresOptions) -> list[dict]:
     """``What is n squared?`` for distinct n drawn from the seed; val rows differ from train's."""
-    num_rows = SquaresOptions(**options).num_rows
+    num_rows = options.num_rows
     numbers = random.Random(seed).sample(range(1, 1000), 2 * num_rows)
     picked = numbers[:num_rows] if split == "train" else numbers[num_rows:]
     return [{"prompt": f"What is {n} squared?", "answer": str(n * n)} for n in picked]
@@ -230,16 +231,19 @@ def test_reward(registry):
             {"prompt": "1+1?", "answer": "2", "rendered_prompt": "Question: 1+1?"},
             {"prompt": "hello", "rendered_prompt": "hello"}]
     completions = ["1+1=2</think><answer>2</answer>", "<think>x</think><answer>3</answer>", "hi"]
-    assert reward(completions, rows) == [1.0, 0.0, None]
-    assert reward(completions, rows, wrong=0.25) == [1.0, 0.25, None]
+    assert reward(completions, rows, plugin_options("reward", "exact_answer")) == [1.0, 0.0, None]
+    options = plugin_options("reward", "exact_answer", wrong=0.25)
+    assert isinstance(options, ExactAnswerOptions) and options.weight == 1.0  # common fields too
+    assert reward(completions, rows, options) == [1.0, 0.25, None]
     with pytest.raises(ConfigError, match=r"reward\.exact_answer\.wrong"):
-        reward(completions, rows, wrong=2.0)
+        plugin_options("reward", "exact_answer", wrong=2.0)
 
 
 def test_sampler(registry):
     factory = registry.get("sampler", "repeat").obj
     policy, newer = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
-    sampler = factory(policy, None, max_new_tokens=2)
+    sampler = factory(policy, None, plugin_options("sampler", "repeat", max_new_tokens=2))
+    assert plugin_options("sampler", "repeat").max_new_tokens == 3  # the schema's own default
     assert isinstance(sampler, Sampler) and sampler.capabilities.exact_logprobs
     generation = sampler.generate([[5, 6], [7]], 2)
     assert generation.completion_ids == [[6, 6], [6, 6], [7, 7], [7, 7]]  # prompt-major
@@ -262,7 +266,8 @@ def test_sampler_protocol_checks_the_members():
 def test_advantage(registry):
     advantage = registry.get("advantage", "centred").obj
     rewards, groups = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.5]), torch.tensor([0, 0, 3, 3, 7])
-    assert torch.equal(advantage(rewards, groups), torch.tensor([0.5, -0.5, 0.0, 0.0, 0.0]))
+    assert torch.equal(advantage(rewards, groups, plugin_options("advantage", "centred")),
+                       torch.tensor([0.5, -0.5, 0.0, 0.0, 0.0]))
 
 
 def test_filter(registry):
@@ -271,15 +276,16 @@ def test_filter(registry):
                       prompt_ids=[[1]] * 4, completion_ids=[[2], [3], [4], [5]],
                       group_ids=torch.tensor([0, 0, 1, 1]), truncated=torch.zeros(4, dtype=bool),
                       rewards=torch.tensor([1.0, 0.2, 0.6, 0.0]))
-    kept = keep(rollout, threshold=0.5)
+    kept = keep(rollout, plugin_options("filter", "min_reward", threshold=0.5))
     assert kept.completions == ["a", "c"] and kept.group_ids.tolist() == [0, 1]
     assert len(rollout) == 4  # the input is left as it was
 
 
 def test_dataset(registry):
     dataset = registry.get("dataset", "squares").obj
-    train, val = dataset("train", 3, num_rows=5), dataset("val", 3, num_rows=5)
-    assert len(train) == len(val) == 5 and train == dataset("train", 3, num_rows=5)
+    options = plugin_options("data", "squares", num_rows=5)
+    train, val = dataset("train", 3, options), dataset("val", 3, options)
+    assert len(train) == len(val) == 5 and train == dataset("train", 3, options)
     assert not {r["prompt"] for r in train} & {r["prompt"] for r in val}
     assert all(int(r["answer"]) == int(r["prompt"].split()[2]) ** 2 for r in train + val)
 
@@ -294,5 +300,5 @@ def test_code_runner_runs_in_the_code_reward(registry, tmp_path):
     program = "```sh\nread x; echo $((x * x))\n```"
     scores = code([program, program], [{"tests": [{"input": "7\n", "output": "49"}]},
                                        {"tests": [{"input": "7\n", "output": "48"}]}],
-                  language="sh", isolation="none")
+                  plugin_options("reward", "code", language="sh", isolation="none"))
     assert scores == [1.0, 0.0]

@@ -33,8 +33,8 @@ class ShoutOptions:
     factor: float = 1.0
 
 
-def shout_reward(completions, examples, factor=1.0):
-    return [factor * float(c.isupper()) for c in completions]
+def shout_reward(completions, examples, options):
+    return [options.factor * float(c.isupper()) for c in completions]
 
 
 @hookimpl
@@ -97,7 +97,7 @@ def test_entry_point_plugin_is_loaded_and_attributed_to_its_distribution(make_di
     shout = registry.get("reward", "shout")
     assert (shout.provider, shout.plugin) == (DEMO, DEMO_EP)
     assert shout.schema.__name__ == "ShoutOptions"
-    assert shout.obj(["HI", "hi"], [{}, {}], factor=2.0) == [2.0, 0.0]
+    assert shout.obj(["HI", "hi"], [{}, {}], shout.schema(factor=2.0)) == [2.0, 0.0]
     accuracy = registry.get("reward", "accuracy")
     assert (accuracy.provider, accuracy.plugin) == (R1KIT, "r1kit.rewards.accuracy")
 
@@ -255,7 +255,7 @@ class MyRewardOptions:
     mode: str = "strict"
 
 
-def my_reward(completions, examples, threshold=0.5, mode="strict"):
+def my_reward(completions, examples, options):
     return [1.0] * len(completions)
 
 

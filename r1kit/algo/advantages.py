@@ -41,8 +41,7 @@ class GRPOAdvantageOptions:
             raise ConfigError(f"advantage.epsilon: must be > 0, got {self.epsilon}")
 
 
-def grpo_advantages(rewards: Tensor, group_ids: Tensor, *, epsilon: float = 1e-4,
-                    unbiased: bool = True) -> Tensor:
+def grpo_advantages(rewards: Tensor, group_ids: Tensor, options: GRPOAdvantageOptions) -> Tensor:
     """GRPO (DeepSeekMath, DeepSeek-R1): ``A_i = (r_i − mean_g) / (std_g + ε)``.
 
     ``std_g`` is the unbiased sample std of group g by default (see ``GRPOAdvantageOptions``).
@@ -50,12 +49,12 @@ def grpo_advantages(rewards: Tensor, group_ids: Tensor, *, epsilon: float = 1e-4
     """
     dev, index, num_groups = _centred(rewards, group_ids)
     counts = group_count(index, num_groups, dev.dtype)
-    denom = (counts - 1 if unbiased else counts).clamp(min=1)  # size-1 groups have dev = 0
+    denom = (counts - 1 if options.unbiased else counts).clamp(min=1)  # size-1 groups have dev = 0
     std = (group_sum(dev.square(), index, num_groups) / denom).sqrt()
-    return dev / (std[index] + epsilon)
+    return dev / (std[index] + options.epsilon)
 
 
-def dr_grpo_advantages(rewards: Tensor, group_ids: Tensor) -> Tensor:
+def dr_grpo_advantages(rewards: Tensor, group_ids: Tensor, options=None) -> Tensor:
     """Dr. GRPO (Liu et al., 2025): ``A_i = r_i − mean_g``.
 
     No std division: it up-weights groups whose rewards barely differ (too easy or too hard
@@ -64,7 +63,7 @@ def dr_grpo_advantages(rewards: Tensor, group_ids: Tensor) -> Tensor:
     return _centred(rewards, group_ids)[0]
 
 
-def rloo_advantages(rewards: Tensor, group_ids: Tensor) -> Tensor:
+def rloo_advantages(rewards: Tensor, group_ids: Tensor, options=None) -> Tensor:
     """RLOO (Ahmadian et al., 2024): ``A_i = r_i − (1/(G_g−1)) Σ_{j∈g, j≠i} r_j``.
 
     The leave-one-out baseline does not depend on r_i, so the estimate is unbiased; it equals
@@ -85,8 +84,8 @@ class ReinforcePPAdvantageOptions:
             raise ConfigError(f"advantage.epsilon: must be > 0, got {self.epsilon}")
 
 
-def reinforce_pp_advantages(rewards: Tensor, group_ids: Tensor, *,
-                            epsilon: float = 1e-8) -> Tensor:
+def reinforce_pp_advantages(rewards: Tensor, group_ids: Tensor,
+                            options: ReinforcePPAdvantageOptions) -> Tensor:
     """REINFORCE++-baseline (Hu et al., 2025): ``A_i = d_i / (std_batch(d) + ε)``, d = r − mean_g.
 
     The group mean is the baseline; the normaliser is the (unbiased) std of the centred rewards
@@ -99,7 +98,7 @@ def reinforce_pp_advantages(rewards: Tensor, group_ids: Tensor, *,
     dev, _, _ = _centred(rewards, group_ids)
     if dev.numel() < 2:
         return torch.zeros_like(dev)
-    return dev / (dev.std() + epsilon)
+    return dev / (dev.std() + options.epsilon)
 
 
 @hookimpl

@@ -18,11 +18,11 @@ from typing import Any, Optional
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from r1kit.cli.startup import CONF_DIR, guarded, prepare
 from r1kit.config.schema import ConfigError
-from r1kit.config.validate import _check_plugin_node
+from r1kit.config.validate import plugin_options
 from r1kit.data.jsonl import read_jsonl
 from r1kit.data.loading import render_prompt
 
@@ -57,12 +57,13 @@ def score_file(cfg: DictConfig, registry) -> int:
 
     if not cfg.reward:
         raise ConfigError("reward: no reward selected (use 'reward=[accuracy,format]')")
-    for name, node in cfg.reward.items():
-        _check_plugin_node("reward", name, dict(node or {}), registry, f"reward.{name}")
+    rewards = {name: plugin_options("reward", name, OmegaConf.to_container(node or {}, resolve=True),
+                                    registry, f"reward.{name}")
+               for name, node in cfg.reward.items()}
     rows = read_jsonl(cfg.input, required=("completion",))
     template = cfg.template if cfg.template is not None else (
         cfg.data.template if cfg.data is not None else None)
-    specs = reward_specs(cfg.reward, registry)
+    specs = reward_specs(rewards, registry)
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")

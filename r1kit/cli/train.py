@@ -15,10 +15,10 @@ def _run(cfg: DictConfig):
     from r1kit.plugin.manager import get_registry
 
     follow_hydra_run_dir(cfg)
-    validate(cfg, get_registry())  # before any model or data loads
+    plan = validate(cfg, get_registry())  # before any model or data loads
     from r1kit.pipeline.runner import run_pipeline  # heavy imports only after validation
 
-    return run_pipeline(cfg)
+    return run_pipeline(plan)
 
 
 def main() -> None:

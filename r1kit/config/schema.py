@@ -164,13 +164,17 @@ class AdvantageCommon:
 
 
 @dataclass
+class FilterCommon:
+    """Filters share no field: a filter's node holds its own options only."""
+
+
+@dataclass
 class LoggerConfig:
     #: csv is always written; wandb adds Weights & Biases (offline works without a key).
     wandb: bool = False
     project: str = "r1kit"
     mode: str = "offline"  # wandb mode: online | offline | disabled
     samples_every: int = 10  # write a samples JSONL every N steps
-    log_every: int = 1
 
 
 @dataclass
@@ -199,14 +203,26 @@ class RejectionConfig:
 
 @dataclass
 class StageConfig:
-    kind: str = MISSING  # sft | grpo | rejection_sampling | eval
+    """One entry of ``pipeline.stages``."""
+
+    kind: str = MISSING  # sft | grpo | rejection_sampling | eval (r1kit.stages.STAGE_MODULES)
     #: Config values that differ for this stage, merged over the root config.
-    overrides: Any = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class StageInfo:
+    """Which stage a stage's config belongs to (``cfg.stage``; None in the root config)."""
+
+    name: str = MISSING
+    kind: str = MISSING
 
 
 @dataclass
 class PipelineConfig:
-    stages: Any = field(default_factory=dict)  # name -> StageConfig, in order
+    #: name -> stage, in order. Typed (``StageConfig``) by validation; kept untyped while
+    #: composing so that a bad stage gets r1kit's message rather than OmegaConf's.
+    stages: Any = field(default_factory=dict)
 
 
 @dataclass
@@ -218,7 +234,9 @@ class RootConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     rejection: RejectionConfig = field(default_factory=RejectionConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    # plugin groups: validated against each plugin's registered schema
+    # Plugin groups: composed as plain nodes, then validated into each plugin's typed options
+    # (``r1kit.config.options.options_class``): one instance for a single-select group, a
+    # name -> instance dict for a multi-select one.
     data: Any = MISSING
     sampler: Any = MISSING
     advantage: Any = MISSING
@@ -233,3 +251,5 @@ class RootConfig:
     #: Caps ``trainer.max_steps`` of every training stage, whatever the stage sets (a smoke
     #: run of a multi-stage recipe: ``+smoke=tiny``); null: no cap.
     stage_max_steps: Optional[int] = None
+    #: Set in each stage's config (``r1kit.config.validate.stage_config``).
+    stage: Optional[StageInfo] = None

@@ -18,7 +18,7 @@ from r1kit.plugin.registry import Registry
 #: group -> (registry kind, common schema, True when the group is a multi-select of named nodes)
 PLUGIN_GROUPS = {
     "reward": ("reward", schema.RewardCommon, True),
-    "filter": ("filter", None, True),
+    "filter": ("filter", schema.FilterCommon, True),
     "sampler": ("sampler", schema.SamplerCommon, False),
     "advantage": ("advantage", schema.AdvantageCommon, False),
     "data": ("dataset", schema.DataCommon, False),

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import inspect
 
+from dataclasses import dataclass
+
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from r1kit.config import schema
-from r1kit.config.schema import ConfigError
+from r1kit.config.options import options_class, typed
+from r1kit.config.schema import ConfigError, RootConfig, StageConfig, StageInfo
 from r1kit.config.store import PLUGIN_GROUPS, option_defaults, schema_fields
 from r1kit.plugin.registry import Registry, UnknownPluginError
 from r1kit.stages import STAGE_MODULES
@@ -29,38 +32,21 @@ FIXED_GROUPS = {
 STAGE_KINDS = tuple(STAGE_MODULES)
 
 
-def _typed(cls, values: dict, key: str):
-    """Instantiate ``cls`` from ``values``: wrong types and failed value checks name ``key``."""
-    try:
-        node = OmegaConf.merge(OmegaConf.structured(cls), values)
-        return OmegaConf.to_object(node)
-    except ConfigError:
-        raise
-    except OmegaConfBaseException as err:
-        bad = f"{key}.{err.full_key}" if getattr(err, "full_key", None) else key
-        raise ConfigError(f"{bad}: {err.msg if hasattr(err, 'msg') else err}") from None
-    except (ValueError, TypeError) as err:
-        # a plugin's own check in its options' __post_init__: usually names its key already
-        message = str(err)
-        raise ConfigError(message if message.startswith(key) else f"{key}: {message}") from None
-
-
-def _check_plugin_node(group: str, name: str, node: dict, registry: Registry, key: str) -> None:
+def plugin_options(group: str, name: str, node: dict, registry: Registry, key: str):
+    """The typed options of plugin ``name`` of ``group`` from its config ``node``: an instance
+    of its schema joined with the group's common fields (``options_class``)."""
     kind, common, _ = PLUGIN_GROUPS[group]
     try:
         entry = registry.get(kind, name)
     except UnknownPluginError as err:
         raise ConfigError(f"{key}: {err}") from None
     common_keys, own_keys = schema_fields(common), schema_fields(entry.schema)
-    unknown = sorted(set(node) - common_keys - own_keys)
+    unknown = sorted(set(node) - common_keys - own_keys - {"name"})
     if unknown:
         valid = ", ".join(sorted(common_keys | own_keys)) or "none"
         raise ConfigError(f"{key}.{unknown[0]}: unknown key for {group} '{name}'; "
                           f"valid keys: {valid}")
-    if common is not None:
-        _typed(common, {k: v for k, v in node.items() if k in common_keys}, key)
-    if entry.schema is not None:
-        _typed(entry.schema, {k: v for k, v in node.items() if k in own_keys}, key)
+    return typed(options_class(common, entry.schema), node, key)
 
 
 def _check_selected(group: str, name: str, node: dict, registry: Registry, key: str) -> None:
@@ -129,41 +115,69 @@ def _check_algo_variants(algo: schema.AlgoConfig) -> None:
             raise ConfigError(f"algo.{key}: unknown value {value!r}; valid: {', '.join(table)}")
 
 
-def validate_stage(cfg: DictConfig, registry: Registry, prefix: str = "") -> None:
-    """Validate one stage's full config (the root config, or root merged with a stage's overrides)."""
+def validate_stage(cfg: DictConfig, registry: Registry, prefix: str = "") -> RootConfig:
+    """Validate one stage's full config (the root config, or root merged with a stage's
+    overrides) and return it typed: fixed groups as their schemas, each plugin group as its
+    plugins' typed options."""
     try:
-        allowed = schema_fields(schema.RootConfig) | {"stage"}
+        allowed = schema_fields(RootConfig)
         unknown = sorted(set(cfg) - allowed)
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown top-level key; valid: "
                               f"{', '.join(sorted(allowed - {'stage'}))}")
-        for group, cls in FIXED_GROUPS.items():
-            obj = _typed(cls, OmegaConf.to_container(cfg[group], resolve=True), group)
-            if group == "algo":
-                _check_algo_variants(obj)
+        values = {group: typed(cls, OmegaConf.to_container(cfg[group], resolve=True), group)
+                  for group, cls in FIXED_GROUPS.items()}
+        _check_algo_variants(values["algo"])
         for group, (_, _, named) in PLUGIN_GROUPS.items():
             node = OmegaConf.to_container(cfg[group], resolve=True) or {}
             if named:
+                values[group] = {}
                 for name, options in node.items():
-                    _check_plugin_node(group, name, options or {}, registry, f"{group}.{name}")
-                    _check_selected(group, name, options or {}, registry, f"{group}.{name}")
+                    key = f"{group}.{name}"
+                    values[group][name] = plugin_options(group, name, options or {}, registry, key)
+                    _check_selected(group, name, options or {}, registry, key)
             else:
                 if "name" not in node:
                     raise ConfigError(f"{group}: no {group} selected (use {group}=<name>)")
-                _check_plugin_node(group, node["name"], node, registry, group)
-        _check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
+                values[group] = plugin_options(group, node["name"], node, registry, group)
+        values["trainer"] = OmegaConf.to_container(cfg.trainer, resolve=True)
+        _check_trainer(values["trainer"])
         if cfg.stage_max_steps is not None and cfg.stage_max_steps < 1:
             raise ConfigError(f"stage_max_steps: must be null or >= 1, got {cfg.stage_max_steps}")
         _check_response_template(cfg)
         _check_filter_rewards(cfg)
-        mix = OmegaConf.to_container(cfg.rejection, resolve=True)["mix"]
+        mix = values["rejection"].mix
         if mix is not None:
             if not isinstance(mix, dict) or "name" not in mix:
                 raise ConfigError("rejection.mix: must be a data node with a 'name' "
                                   "(e.g. {name: jsonl, path: general.jsonl})")
-            _check_plugin_node("data", mix["name"], mix, registry, "rejection.mix")
+            values["rejection"].mix = plugin_options("data", mix["name"], mix, registry,
+                                                     "rejection.mix")
+        # a stage's own config has no pipeline (it is one of its stages)
+        pipeline = cfg.get("pipeline")
+        stages = OmegaConf.to_container(pipeline.stages, resolve=False) if pipeline else {}
+        values["pipeline"] = schema.PipelineConfig(stages={
+            name: _typed_stage(name, stage) for name, stage in stages.items()})
+        stage = OmegaConf.to_container(cfg.stage) if cfg.get("stage") is not None else None
+        scalars = {k: cfg[k] for k in ("seed", "deterministic", "run_dir", "checkpoint_every",
+                                       "stage_max_steps")}
+        return RootConfig(**values, **scalars,
+                          stage=None if stage is None else StageInfo(**stage))
     except ConfigError as err:
         raise ConfigError(f"{prefix}{err}") from None
+
+
+def _typed_stage(name: str, stage) -> StageConfig:
+    key = f"pipeline.stages.{name}"
+    if not isinstance(stage, dict) or "kind" not in stage:
+        raise ConfigError(f"{key}: needs a 'kind' ({', '.join(STAGE_KINDS)})")
+    unknown = set(stage) - schema_fields(StageConfig)
+    if unknown:
+        raise ConfigError(f"{key}.{sorted(unknown)[0]}: unknown key (valid: kind, overrides)")
+    if stage["kind"] not in STAGE_KINDS:
+        raise ConfigError(f"{key}.kind: unknown stage kind {stage['kind']!r}; "
+                          f"valid: {', '.join(STAGE_KINDS)}")
+    return StageConfig(kind=stage["kind"], overrides=stage.get("overrides") or {})
 
 
 def stage_config(cfg: DictConfig, name: str, registry: Registry) -> DictConfig:
@@ -193,7 +207,7 @@ def stage_config(cfg: DictConfig, name: str, registry: Registry) -> DictConfig:
         base[group] = fresh
     merged = OmegaConf.merge(base, overrides)
     OmegaConf.set_struct(merged, False)
-    merged.stage = {"name": name, "kind": stage.kind}
+    merged.stage = StageInfo(name=name, kind=stage.kind)
     cap = merged.stage_max_steps
     if cap is not None:
         # trainer is Lightning's own arguments: a trainer preset need not name max_steps
@@ -212,26 +226,50 @@ def _kept_on_switch(group: str, base: DictConfig) -> dict:
     return {key: base[group][key] for key in KEPT_ON_SWITCH.get(group, ()) if key in base[group]}
 
 
-def validate(cfg: DictConfig, registry: Registry) -> None:
-    """Raise ``ConfigError`` naming the first bad key; returns quickly (no model or data loads)."""
-    validate_stage(cfg, registry)
-    stages = cfg.pipeline.stages or {}
-    if not stages:
+@dataclass
+class Stage:
+    """One pipeline stage as it will run: its name, kind and whole typed config."""
+
+    name: str
+    kind: str
+    config: RootConfig
+    #: The stage names its own ``model.path`` (it starts from that model, not from the previous
+    #: stage's output).
+    sets_model_path: bool
+
+
+@dataclass
+class RunPlan:
+    """What ``validate`` returns and the pipeline runs: the typed root config, every stage's
+    typed config in order, and the composed config as the user wrote it (for the record)."""
+
+    config: RootConfig
+    stages: list[Stage]
+    composed: DictConfig
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(f"no stage {name!r}; stages: {', '.join(s.name for s in self.stages)}")
+
+
+def validate(cfg: DictConfig, registry: Registry) -> RunPlan:
+    """Raise ``ConfigError`` naming the first bad key, else return the typed ``RunPlan``;
+    returns quickly (no model or data loads)."""
+    root = validate_stage(cfg, registry)
+    if not root.pipeline.stages:
         raise ConfigError("pipeline.stages: no stage to run")
-    for name, stage in stages.items():
+    stages = []
+    for name, stage in root.pipeline.stages.items():
         key = f"pipeline.stages.{name}"
-        if not isinstance(stage, DictConfig) or "kind" not in stage:
-            raise ConfigError(f"{key}: needs a 'kind' ({', '.join(STAGE_KINDS)})")
-        unknown = set(stage) - {"kind", "overrides"}
-        if unknown:
-            raise ConfigError(f"{key}.{sorted(unknown)[0]}: unknown key (valid: kind, overrides)")
-        if stage.kind not in STAGE_KINDS:
-            raise ConfigError(f"{key}.kind: unknown stage kind {stage.kind!r}; "
-                              f"valid: {', '.join(STAGE_KINDS)}")
         try:
             merged = stage_config(cfg, name, registry)
         except UnknownPluginError as err:
             raise ConfigError(f"{key}.overrides: {err}") from None
         except OmegaConfBaseException as err:
             raise ConfigError(f"{key}.overrides: {err}") from None
-        validate_stage(merged, registry, prefix=f"{key}.overrides → ")
+        config = validate_stage(merged, registry, prefix=f"{key}.overrides → ")
+        stages.append(Stage(name, stage.kind, config,
+                            sets_model_path="path" in (stage.overrides.get("model") or {})))
+    return RunPlan(root, stages, cfg)

@@ -45,9 +45,10 @@ def _problem(rng: random.Random, digits: int) -> tuple[int, int]:
     return rng.randint(low, high), rng.randint(low, high)
 
 
-def arithmetic_dataset(split: str, seed: int, *, digits: int = 3, num_train: int = 20000,
-                       num_val: int = 200, num_solutions: int = 300) -> list[dict]:
+def arithmetic_dataset(split: str, seed: int, options: ArithmeticOptions) -> list[dict]:
     """Rows of ``split``; train and val are disjoint (val problems are drawn first)."""
+    digits, num_train, num_val = options.digits, options.num_train, options.num_val
+    num_solutions = options.num_solutions
     rng = random.Random(f"arithmetic-{digits}-{seed}")
     seen, val, train = set(), [], []
     capacity = (10 ** digits - (10 ** (digits - 1) if digits > 1 else 0)) ** 2

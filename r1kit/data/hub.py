@@ -6,10 +6,14 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from omegaconf import MISSING
+
+from r1kit.config.schema import ConfigError
+
 
 @dataclass
 class HubOptions:
-    path: str = "???"  # hub id or local directory, as for datasets.load_dataset
+    path: str = MISSING  # hub id or local directory, as for datasets.load_dataset
     config_name: Optional[str] = None
     train_split: str = "train"
     val_split: Optional[str] = "test"
@@ -27,37 +31,34 @@ class HubOptions:
 
     def __post_init__(self) -> None:
         if self.solution_format not in SOLUTION_FORMATS:
-            raise ValueError(f"data.solution_format must be one of {', '.join(SOLUTION_FORMATS)}"
+            raise ConfigError(f"data.solution_format must be one of {', '.join(SOLUTION_FORMATS)}"
                              f", got {self.solution_format!r}")
 
 
 SOLUTION_FORMATS = ("as_is", "r1")
 
 
-def hub_dataset(split: str, seed: int, *, path: str, config_name=None, train_split="train",
-                val_split="test", prompt_field="problem", answer_field="answer",
-                answer_pattern=None, solution_field=None, solution_format="as_is",
-                max_rows=None) -> list[dict]:
+def hub_dataset(split: str, seed: int, options: HubOptions) -> list[dict]:
     import datasets
 
-    name = train_split if split == "train" else val_split
+    name = options.train_split if split == "train" else options.val_split
     if name is None:
         return []
-    table = datasets.load_dataset(path, config_name, split=name)
-    if max_rows is not None:
-        table = table.select(range(min(max_rows, len(table))))
-    pattern = re.compile(answer_pattern, re.S) if answer_pattern else None
+    table = datasets.load_dataset(options.path, options.config_name, split=name)
+    if options.max_rows is not None:
+        table = table.select(range(min(options.max_rows, len(table))))
+    pattern = re.compile(options.answer_pattern, re.S) if options.answer_pattern else None
     rows = []
     for record in table:
         row = dict(record)
-        row["prompt"] = record[prompt_field]
-        if answer_field is not None:
-            answer = str(record[answer_field])
+        row["prompt"] = record[options.prompt_field]
+        if options.answer_field is not None:
+            answer = str(record[options.answer_field])
             match = pattern.search(answer) if pattern else None
             row["answer"] = match.group(1).strip() if match else answer
-        if solution_field is not None:
-            row["solution"] = _solution(str(record[solution_field]), row.get("answer"),
-                                        pattern, solution_format)
+        if options.solution_field is not None:
+            row["solution"] = _solution(str(record[options.solution_field]), row.get("answer"),
+                                        pattern, options.solution_format)
         rows.append(row)
     return rows
 

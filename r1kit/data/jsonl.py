@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from omegaconf import MISSING
+
 from r1kit.config.schema import ConfigError
 
 
@@ -38,7 +40,7 @@ def read_jsonl(path: str | Path, *, required: tuple[str, ...] = ("prompt",)) -> 
 
 @dataclass
 class JsonlOptions:
-    path: str = "???"
+    path: str = MISSING
     #: Optional separate held-out file; otherwise the last ``val_size`` rows of ``path``.
     val_path: Optional[str] = None
     #: Fields every row must have (``prompt`` for RL; add ``solution`` for SFT data).
@@ -51,9 +53,9 @@ class JsonlOptions:
             read_jsonl(self.val_path, required=tuple(self.required_fields))
 
 
-def jsonl_dataset(split: str, seed: int, *, path: str, val_path: Optional[str] = None,
-                  required_fields=("prompt",)) -> list[dict]:
+def jsonl_dataset(split: str, seed: int, options: JsonlOptions) -> list[dict]:
     """Rows of ``path`` for train; ``val_path``'s rows (or none: held out from train) for val."""
+    required = tuple(options.required_fields)
     if split == "train":
-        return read_jsonl(path, required=tuple(required_fields))
-    return read_jsonl(val_path, required=tuple(required_fields)) if val_path else []
+        return read_jsonl(options.path, required=required)
+    return read_jsonl(options.val_path, required=required) if options.val_path else []

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
-
-from r1kit.config.store import schema_fields
 from r1kit.plugin.registry import Registry
 
 
-def load_splits(data_cfg: DictConfig, registry: Registry, seed: int) -> tuple[list, list]:
-    """(train rows, val rows). A source without a val split gives up its last ``val_size`` rows."""
-    entry = registry.get("dataset", data_cfg.name)
-    node = OmegaConf.to_container(data_cfg, resolve=True)
-    options = {k: v for k, v in node.items() if k in schema_fields(entry.schema)}
-    train = list(entry.obj("train", seed, **options))
-    val = list(entry.obj("val", seed, **options))
+def load_rows(data_cfg, registry: Registry, split: str, seed: int) -> list[dict]:
+    """The rows of one split as the dataset plugin gives them (no hold-out)."""
+    return list(registry.get("dataset", data_cfg.name).obj(split, seed, data_cfg))
+
+
+def load_splits(data_cfg, registry: Registry, seed: int) -> tuple[list, list]:
+    """(train rows, val rows) of the typed ``data`` options. A source without a val split
+    gives up its last ``val_size`` rows."""
+    train = load_rows(data_cfg, registry, "train", seed)
+    val = load_rows(data_cfg, registry, "val", seed)
     if not val and data_cfg.val_size > 0:
         if len(train) <= data_cfg.val_size:
             raise ValueError(f"data: {len(train)} rows is too few to hold out "

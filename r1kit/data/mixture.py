@@ -11,53 +11,67 @@ and general prompts, scored by a reward model; rewards pick their rows by ``task
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
+
+from r1kit.config.schema import ConfigError
+
+
+@dataclass
+class MixtureSource:
+    """One source of a mixture: its dataset plugin, that plugin's typed options, its tag."""
+
+    name: str
+    options: Any
+    task: Optional[str] = None
 
 
 @dataclass
 class MixtureOptions:
     #: Data nodes (``{name: <dataset>, <its options>..., task: <tag>}``); ``task``, when
-    #: given, is written into every row of that source that has none.
+    #: given, is written into every row of that source that has none. Validation turns each
+    #: into a ``MixtureSource``.
     sources: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.sources:
-            raise ValueError("data.sources: a mixture needs at least one source")
-        for i, source in enumerate(self.sources):
-            entry, options = _source_options(source, f"data.sources[{i}]")
-            if entry.schema is not None:
-                entry.schema(**options)  # the source's own checks (a missing file, ...)
+            raise ConfigError("data.sources: a mixture needs at least one source")
+        self.sources = [source if isinstance(source, MixtureSource)
+                        else _typed_source(source, f"data.sources[{i}]")
+                        for i, source in enumerate(self.sources)]
 
 
-def _source_options(source: Any, key: str) -> tuple[Any, dict]:
-    """The registry entry and options of one source; a malformed node or an unknown dataset or
-    key fails naming ``key`` (the source's own value checks run in ``MixtureOptions``)."""
+def _typed_source(source: Any, key: str) -> MixtureSource:
+    """A source node as a ``MixtureSource``; a malformed node, an unknown dataset, an unknown
+    key or a bad value fails naming ``key``."""
+    from r1kit.config.options import typed
     from r1kit.config.store import schema_fields
     from r1kit.plugin.manager import get_registry
-
-    if not isinstance(source, dict) or "name" not in source:
-        raise ValueError(f"{key}: must be a data node with a 'name' (e.g. {{name: jsonl, "
-                         f"path: general.jsonl, task: general}})")
     from r1kit.plugin.registry import UnknownPluginError
 
+    if not isinstance(source, dict) or "name" not in source:
+        raise ConfigError(f"{key}: must be a data node with a 'name' (e.g. {{name: jsonl, "
+                         f"path: general.jsonl, task: general}})")
     try:
         entry = get_registry().get("dataset", source["name"])
     except UnknownPluginError as err:
-        raise ValueError(f"{key}.name: {err}") from None
+        raise ConfigError(f"{key}.name: {err}") from None
     own = schema_fields(entry.schema)
     unknown = sorted(set(source) - own - {"name", "task"})
     if unknown:
-        raise ValueError(f"{key}.{unknown[0]}: unknown key for dataset '{source['name']}'; "
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key for dataset '{source['name']}'; "
                          f"valid keys: {', '.join(sorted(own | {'name', 'task'}))}")
-    return entry, {k: v for k, v in source.items() if k in own}
+    values = {k: v for k, v in source.items() if k in own}
+    options = typed(entry.schema, values, key) if entry.schema is not None else None
+    return MixtureSource(source["name"], options, source.get("task"))
 
 
-def mixture_dataset(split: str, seed: int, *, sources: list) -> list[dict]:
+def mixture_dataset(split: str, seed: int, options: MixtureOptions) -> list[dict]:
+    from r1kit.plugin.manager import get_registry
+
     rows: list[dict] = []
-    for i, source in enumerate(sources):
-        entry, options = _source_options(source, f"data.sources[{i}]")
-        for row in entry.obj(split, seed, **options):
-            if source.get("task") is not None:
-                row = {"task": source["task"], **row}
+    for source in options.sources:
+        for row in get_registry().get("dataset", source.name).obj(split, seed, source.options):
+            if source.task is not None:
+                row = {"task": source.task, **row}
             rows.append(row)
     return rows

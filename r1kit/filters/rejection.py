@@ -32,55 +32,56 @@ def _reward_part(rollout: Rollout, reward: str, filter_name: str) -> torch.Tenso
     return rollout.reward_parts[reward]
 
 
-def _at_least(rollout: Rollout, filter_name: str, reward: str, threshold: float,
-              keep_not_applicable: bool) -> Rollout:
-    values = _reward_part(rollout, reward, filter_name)
-    keep = values >= threshold  # NaN (reward not applicable) compares False: dropped...
-    if keep_not_applicable:
+def _at_least(rollout: Rollout, filter_name: str, options: ThresholdOptions) -> Rollout:
+    values = _reward_part(rollout, options.reward, filter_name)
+    keep = values >= options.threshold  # NaN (reward not applicable) compares False: dropped...
+    if options.keep_not_applicable:
         keep = keep | values.isnan()  # ...unless asked to keep what the reward cannot judge
     return _keep(rollout, keep)
 
 
 @dataclass
-class CorrectOptions:
-    reward: str = "accuracy"  #: the reward part that judges correctness
+class ThresholdOptions:
+    """Options of the filters that keep samples by one reward's score."""
+
+    reward: str = MISSING  #: the reward part that judges the samples
     threshold: float = 1.0  #: keep samples whose reward is >= threshold
     #: keep samples the reward does not apply to (NaN), e.g. prompts without a reference answer
     keep_not_applicable: bool = False
 
 
-def correct(rollout: Rollout, *, reward: str = "accuracy", threshold: float = 1.0,
-            keep_not_applicable: bool = False) -> Rollout:
+@dataclass
+class CorrectOptions(ThresholdOptions):
+    reward: str = "accuracy"  #: the reward part that judges correctness
+
+
+def correct(rollout: Rollout, options: CorrectOptions) -> Rollout:
     """Keep samples with ``reward_parts[reward] >= threshold`` (the verified-correct ones)."""
-    return _at_least(rollout, "correct", reward, threshold, keep_not_applicable)
+    return _at_least(rollout, "correct", options)
 
 
 @dataclass
-class WellFormattedOptions:
+class WellFormattedOptions(ThresholdOptions):
+    #: the format reward is 0/1: with threshold 1, only fully well-formatted samples are kept
     reward: str = "format"
-    threshold: float = 1.0  #: the format reward is 0/1: keep only fully well-formatted samples
-    keep_not_applicable: bool = False
 
 
-def well_formatted(rollout: Rollout, *, reward: str = "format", threshold: float = 1.0,
-                   keep_not_applicable: bool = False) -> Rollout:
+def well_formatted(rollout: Rollout, options: WellFormattedOptions) -> Rollout:
     """Keep samples with ``reward_parts[reward] >= threshold`` (think/answer tags in place)."""
-    return _at_least(rollout, "well_formatted", reward, threshold, keep_not_applicable)
+    return _at_least(rollout, "well_formatted", options)
 
 
 @dataclass
-class LanguageConsistentOptions:
+class LanguageConsistentOptions(ThresholdOptions):
     reward: str = "language"
     #: the language reward is the share of the target language; 0.95 tolerates a few
     #: symbols, formulas and names but not mixed-language reasoning
     threshold: float = 0.95
-    keep_not_applicable: bool = False
 
 
-def language_consistent(rollout: Rollout, *, reward: str = "language", threshold: float = 0.95,
-                        keep_not_applicable: bool = False) -> Rollout:
+def language_consistent(rollout: Rollout, options: LanguageConsistentOptions) -> Rollout:
     """Keep samples with ``reward_parts[reward] >= threshold`` (no mixed languages)."""
-    return _at_least(rollout, "language_consistent", reward, threshold, keep_not_applicable)
+    return _at_least(rollout, "language_consistent", options)
 
 
 @dataclass
@@ -96,15 +97,15 @@ class LengthOptions:
                               f"({self.min_tokens}), got {self.max_tokens}")
 
 
-def length(rollout: Rollout, *, min_tokens: int = 0, max_tokens: int | None = None) -> Rollout:
+def length(rollout: Rollout, options: LengthOptions) -> Rollout:
     """Keep completions with ``min_tokens <= len(completion_ids) <= max_tokens``."""
-    upper = float("inf") if max_tokens is None else max_tokens
-    keep = torch.tensor([min_tokens <= len(ids) <= upper for ids in rollout.completion_ids],
+    upper = float("inf") if options.max_tokens is None else options.max_tokens
+    keep = torch.tensor([options.min_tokens <= len(ids) <= upper for ids in rollout.completion_ids],
                         dtype=torch.bool)
     return _keep(rollout, keep)
 
 
-def dedupe(rollout: Rollout) -> Rollout:
+def dedupe(rollout: Rollout, options=None) -> Rollout:
     """Drop exact duplicates within a prompt group, keeping the first occurrence.
 
     Texts are compared after collapsing every run of whitespace to one space and stripping the
@@ -129,10 +130,9 @@ class MaxPerPromptOptions:
             raise ConfigError(f"filter.max_per_prompt.n: must be >= 1, got {self.n}")
 
 
-def max_per_prompt(rollout: Rollout, *, n: int) -> Rollout:
+def max_per_prompt(rollout: Rollout, options: MaxPerPromptOptions) -> Rollout:
     """Keep the first ``n`` samples of each prompt group (in rollout order); run it last."""
-    if n < 1:
-        raise ValueError(f"max_per_prompt: n must be >= 1, got {n}")
+    n = options.n
     taken: dict[int, int] = {}
     keep = []
     for group in rollout.group_ids.tolist():

@@ -16,7 +16,7 @@ from r1kit.config.schema import ConfigError
 from r1kit.rollout.batch import Rollout
 
 
-def zero_variance(rollout: Rollout) -> Rollout:
+def zero_variance(rollout: Rollout, options=None) -> Rollout:
     """Drop every group whose rewards are all equal (DAPO dynamic sampling).
 
     Such a group has zero advantage everywhere, so it adds nothing to the policy gradient but
@@ -55,18 +55,14 @@ class TruncationOptions:
                               f"{', '.join(TRUNCATION_MODES)}, got {self.mode!r}")
 
 
-def truncation(rollout: Rollout, *, mode: str = "mask", penalty: float = 0.0) -> Rollout:
+def truncation(rollout: Rollout, options: TruncationOptions) -> Rollout:
     """Handle completions cut off by the length limit (``rollout.truncated``).
 
     A truncated completion has no final answer, so its reward says "too long", not "wrong"; by
     default it is kept out of the loss. ``reward_parts`` keep the raw rewards for logging.
     """
-    try:
-        apply = TRUNCATION_MODES[mode]
-    except KeyError:
-        raise ValueError(f"truncation: unknown mode {mode!r}; valid: "
-                         f"{', '.join(TRUNCATION_MODES)}") from None
-    return apply(rollout, rollout.truncated.bool(), penalty)
+    apply = TRUNCATION_MODES[options.mode]
+    return apply(rollout, rollout.truncated.bool(), options.penalty)
 
 
 @dataclass
@@ -94,17 +90,16 @@ def overlong_penalty(lengths: torch.Tensor, max_length: int, buffer: int) -> tor
     return ((max_length - buffer - lengths) / buffer).clamp(min=-1.0, max=0.0)
 
 
-def overlong(rollout: Rollout, *, max_length: int, buffer: int) -> Rollout:
+def overlong(rollout: Rollout, options: OverlongOptions) -> Rollout:
     """Add DAPO's length penalty (in [−1, 0], by ``len(completion_ids)``) to the rewards.
 
     A soft ramp instead of a cliff at the limit, so a reasoning trace slightly under the limit
     is not rewarded very differently from one slightly over it.
     """
-    if not 0 < buffer <= max_length:
-        raise ValueError(f"overlong: buffer must be in (0, max_length={max_length}], got {buffer}")
     lengths = torch.tensor([len(ids) for ids in rollout.completion_ids],
                            dtype=rollout.rewards.dtype, device=rollout.rewards.device)
-    return rollout.replace(rewards=rollout.rewards + overlong_penalty(lengths, max_length, buffer))
+    return rollout.replace(rewards=rollout.rewards + overlong_penalty(
+        lengths, options.max_length, options.buffer))
 
 
 @hookimpl

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from r1kit.config.schema import ModelConfig
 from r1kit.models.tiny import ensure_tiny_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def model_source(model_cfg: DictConfig, run_dir: str | Path) -> str:
+def model_source(model_cfg: ModelConfig, run_dir: str | Path) -> str:
     """Where the initial weights come from: ``model.path``, or the tiny model built in the run dir."""
     if model_cfg.path:
         return str(model_cfg.path)
-    tiny = dict(model_cfg.tiny)
+    tiny = dataclasses.asdict(model_cfg.tiny)
     seed = tiny.pop("seed")
     return str(ensure_tiny_model(Path(run_dir) / "tiny_model", seed=seed, **tiny))
 
 
-def load_tokenizer(source: str, model_cfg: DictConfig):
+def load_tokenizer(source: str, model_cfg: ModelConfig):
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=model_cfg.trust_remote_code)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:  # many base models ship without one
@@ -30,7 +32,7 @@ def load_tokenizer(source: str, model_cfg: DictConfig):
     return tokenizer
 
 
-def load_model(source: str, model_cfg: DictConfig, *, trainable: bool = True):
+def load_model(source: str, model_cfg: ModelConfig, *, trainable: bool = True):
     attention = model_cfg.attn_implementation
     model = AutoModelForCausalLM.from_pretrained(
         source, dtype=DTYPES[model_cfg.dtype], trust_remote_code=model_cfg.trust_remote_code,
@@ -45,7 +47,7 @@ def load_model(source: str, model_cfg: DictConfig, *, trainable: bool = True):
     return model
 
 
-def visible_prompt(tokenizer, text: str, model_cfg: DictConfig) -> str:
+def visible_prompt(tokenizer, text: str, model_cfg: ModelConfig) -> str:
     """The prompt as the model sees it: ``text``, inside the chat template when one is used
     (a chat template may open the response itself, e.g. with ``<think>``)."""
     if model_cfg.use_chat_template:

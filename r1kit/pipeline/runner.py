@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
-from omegaconf import OmegaConf
-
-from r1kit.config.validate import stage_config
+from r1kit.config.validate import RunPlan
 from r1kit.models.loading import model_source
 from r1kit.plugin.manager import get_plugin_manager, get_registry
 from r1kit.pipeline.report import write_report
@@ -56,33 +54,33 @@ def _write_manifest(stage_dir: Path, outputs: dict) -> None:
     os.replace(tmp, stage_dir / MANIFEST)  # atomic: a manifest is never half-written
 
 
-def run_pipeline(cfg) -> dict:
+def run_pipeline(plan: RunPlan) -> dict:
+    """Run every stage of a validated plan (``r1kit.config.validate.validate``)."""
+    cfg = plan.config
     run_dir = Path(cfg.run_dir)
     registry, hooks = get_registry(), get_plugin_manager().hook
     if is_global_zero():
-        write_metadata(run_dir, cfg, registry)
+        write_metadata(run_dir, plan.composed, registry)
     source = model_source(cfg.model, run_dir)
     results: dict[str, dict] = {}
-    for name, stage in cfg.pipeline.stages.items():
-        stage_dir = run_dir / name
+    for stage in plan.stages:
+        stage_dir = run_dir / stage.name
         stage_dir.mkdir(parents=True, exist_ok=True)
         manifest = stage_dir / MANIFEST
-        scfg = stage_config(cfg, name, registry)
-        overrides = stage.get("overrides")
-        overrides = OmegaConf.to_container(overrides, resolve=False) if overrides else {}
-        if "path" in overrides.get("model", {}):
-            source = model_source(scfg.model, run_dir)
+        if stage.sets_model_path:
+            source = model_source(stage.config.model, run_dir)
         if manifest.exists():
             outputs = json.loads(manifest.read_text())
-            print(f"r1kit: stage {name} already finished ({manifest}); skipping")
+            print(f"r1kit: stage {stage.name} already finished ({manifest}); skipping")
         else:
             L.seed_everything(cfg.seed, workers=True, verbose=False)
-            ctx = StageContext(name, stage_dir, run_dir, source, registry, hooks, dict(results))
-            outputs = importlib.import_module(STAGE_MODULES[stage.kind]).run(scfg, ctx)
+            ctx = StageContext(stage.name, stage_dir, run_dir, source, registry, hooks,
+                               dict(results))
+            outputs = importlib.import_module(STAGE_MODULES[stage.kind]).run(stage.config, ctx)
             if is_global_zero():
                 _write_manifest(stage_dir, outputs)
-                hooks.r1kit_on_stage_end(stage=name, outputs=outputs)
-        results[name] = outputs
+                hooks.r1kit_on_stage_end(stage=stage.name, outputs=outputs)
+        results[stage.name] = outputs
         source = outputs.get("checkpoint", source)
     if is_global_zero():
         write_report(run_dir, results)

@@ -15,10 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pluggy
-from omegaconf import DictConfig
-
 from r1kit.api import (AdvantageFn, CodeRunnerFactory, DatasetFn, FilterFn, Register, RewardFn,
-                       Rollout, SamplerFactory)
+                       Rollout, RootConfig, SamplerFactory)
 
 if TYPE_CHECKING:  # importing Lightning takes seconds; only the training stages need it
     import lightning
@@ -30,8 +28,11 @@ hookspec = pluggy.HookspecMarker("r1kit")
 # Registration: called once per plugin when the plugin manager is built.
 # ``register(name, obj, schema=None)`` (``r1kit.api.Register``): ``name`` becomes a config
 # option of the kind's group (``reward=[name]``, ``sampler=name``, ...); ``schema`` is an
-# optional dataclass whose fields are the options the object accepts (typed and validated when
-# the config is composed). Registering a name twice, in one plugin or across plugins, is an
+# optional dataclass whose fields are the object's options: the one place their defaults and
+# checks (``__post_init__``) are written. When a stage runs, the object receives its config node
+# as ONE typed instance, ``options``: an instance of ``schema`` that also carries the fields
+# every plugin of the group has (``r1kit.config.options.options_class``); without a schema,
+# just those common fields. Registering a name twice, in one plugin or across plugins, is an
 # error.
 # ---------------------------------------------------------------------------------------------
 
@@ -43,11 +44,11 @@ def r1kit_register_rewards(register: Register[RewardFn]) -> None:
     Called once when the plugin manager is built.
 
     :param register: ``register(name, fn, schema=None)`` with ``fn(completions: list[str],
-        examples: list[dict], **options) -> list[float | None]`` (``r1kit.api.RewardFn``):
+        examples: list[dict], options) -> list[float | None]`` (``r1kit.api.RewardFn``):
         ``examples[i]`` is the dataset row that produced ``completions[i]`` plus its
-        ``rendered_prompt``, ``options`` are the keys of ``reward.<name>`` other than
-        ``weight``, ``timeout`` and ``on_error``; ``None`` means "does not apply to this
-        sample".
+        ``rendered_prompt``, ``options`` the typed ``reward.<name>`` node (the schema's fields
+        plus ``weight``, ``timeout``, ``on_error``, ``applies_to``); ``None`` means "does not
+        apply to this sample".
     :return: nothing.
     """
 
@@ -59,8 +60,9 @@ def r1kit_register_samplers(register: Register[SamplerFactory]) -> None:
     Called once when the plugin manager is built.
 
     :param register: ``register(name, factory, schema=None)`` with ``factory(model, tokenizer,
-        **options) -> Sampler`` (``r1kit.api.SamplerFactory``), ``options`` the keys of
-        ``sampler`` other than ``name``. The sampler's ``generate(prompt_ids, num_samples, *,
+        options) -> Sampler`` (``r1kit.api.SamplerFactory``), ``options`` the typed
+        ``sampler`` node (the schema's fields plus ``max_new_tokens``, ``temperature``,
+        ``top_p``). The sampler's ``generate(prompt_ids, num_samples, *,
         greedy=False) -> Generation`` returns ``num_samples`` completions per prompt,
         prompt-major; ``sync_weights(model)`` is called after optimizer steps; its
         ``capabilities`` say whether its log-probs are the policy's own.
@@ -75,7 +77,7 @@ def r1kit_register_advantages(register: Register[AdvantageFn]) -> None:
     Called once when the plugin manager is built.
 
     :param register: ``register(name, fn, schema=None)`` with ``fn(rewards: Tensor[N],
-        group_ids: LongTensor[N], **options) -> Tensor[N]`` (``r1kit.api.AdvantageFn``): each
+        group_ids: LongTensor[N], options) -> Tensor[N]`` (``r1kit.api.AdvantageFn``): each
         completion's reward to its advantage, given the prompt group of each; never NaN.
     :return: nothing.
     """
@@ -89,7 +91,7 @@ def r1kit_register_filters(register: Register[FilterFn]) -> None:
     Called once when the plugin manager is built.
 
     :param register: ``register(name, fn, schema=None)`` with ``fn(rollout: Rollout,
-        **options) -> Rollout`` (``r1kit.api.FilterFn``): a subset (``rollout.select(idx)``)
+        options) -> Rollout`` (``r1kit.api.FilterFn``): a subset (``rollout.select(idx)``)
         or a copy with changed ``rewards`` or ``loss_weights``. Filters run after rewards and
         before advantages, in the order of the ``filter`` list; dropping whole groups makes
         the trainer sample more prompts (``algo.max_refill_rounds``).
@@ -104,10 +106,9 @@ def r1kit_register_datasets(register: Register[DatasetFn]) -> None:
     Called once when the plugin manager is built.
 
     :param register: ``register(name, fn, schema=None)`` with ``fn(split: str, seed: int,
-        **options) -> Sequence[dict]`` (``r1kit.api.DatasetFn``): the rows of ``"train"`` or
+        options) -> Sequence[dict]`` (``r1kit.api.DatasetFn``): the rows of ``"train"`` or
         ``"val"``, each with a ``prompt`` and, for verifiable tasks, an ``answer``; every other
-        field is handed to rewards in ``examples``. ``options`` are the keys of ``data`` that
-        the schema names.
+        field is handed to rewards in ``examples``. ``options``: the typed ``data`` node.
     :return: nothing.
     """
 
@@ -133,12 +134,13 @@ def r1kit_register_code_runners(register: Register[CodeRunnerFactory]) -> None:
 
 
 @hookspec
-def r1kit_configure_callbacks(cfg: DictConfig) -> list[lightning.Callback] | None:
+def r1kit_configure_callbacks(cfg: RootConfig) -> list[lightning.Callback] | None:
     """Add Lightning callbacks to a training stage.
 
     Called once per training stage, before the Lightning ``Trainer`` is built.
 
-    :param cfg: the resolved stage configuration (read-only ``DictConfig``).
+    :param cfg: the stage's typed configuration (``r1kit.api.RootConfig``: ``cfg.algo.beta``,
+        ``cfg.stage.name``, ``cfg.reward["accuracy"].weight``); treat it as read-only.
     :return: a list of ``lightning.Callback`` instances (or ``None``); all plugins' lists are
         concatenated.
     """

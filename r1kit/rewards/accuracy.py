@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection, wait
 
 from r1kit import hookimpl
 from r1kit.rewards.answer import answer_block, ends_in_open_box
+from r1kit.config.schema import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,10 @@ class AccuracyOptions:
 
     def __post_init__(self) -> None:
         if not self.sample_timeout > 0:
-            raise ValueError(f"reward.accuracy.sample_timeout must be > 0, "
+            raise ConfigError(f"reward.accuracy.sample_timeout must be > 0, "
                              f"got {self.sample_timeout}")
         if self.workers < 1:
-            raise ValueError(f"reward.accuracy.workers must be >= 1, got {self.workers}")
+            raise ConfigError(f"reward.accuracy.workers must be >= 1, got {self.workers}")
 
 
 #: How many samples were decided by the fast path, by math-verify, or timed out (this process).
@@ -76,7 +77,8 @@ def counters() -> dict[str, int]:
         return dict(COUNTERS)
 
 
-def accuracy_reward(completions: list[str], examples: list[dict], **options) -> list[float | None]:
+def accuracy_reward(completions: list[str], examples: list[dict],
+                    options: AccuracyOptions) -> list[float | None]:
     """1.0 if the completion's final answer equals ``example["answer"]``, else 0.0.
 
     Both sides are read by :func:`answer_text` and math-verify (:func:`answers_equal`). A row
@@ -88,7 +90,7 @@ def accuracy_reward(completions: list[str], examples: list[dict], **options) -> 
     ``sample_timeout`` seconds scores 0.0, is logged, and is counted in
     ``COUNTERS["timeouts"]``. Safe to call from any thread.
     """
-    opts = AccuracyOptions(**options)
+    opts = options
     scores: list[float | None] = [None] * len(completions)
     jobs: list[tuple[str, str]] = []
     job_samples: list[int] = []

@@ -35,13 +35,15 @@ def is_well_formed(completion: str) -> bool:
     return all(not text.strip() for text in outside)
 
 
-def format_reward(completions: list[str], examples: list[dict]) -> list[float | None]:
+def format_reward(completions: list[str], examples: list[dict],
+                  options=None) -> list[float | None]:
     """1.0 for each completion whose whole response (what the prompt opened, then the
     completion) :func:`is_well_formed` accepts, else 0.0.
 
     The prompt is the one the model saw, ``rendered_prompt`` (the trainer, the rejection
     sampler and ``python -m r1kit score`` set it), else the row's ``prompt`` (completions scored by
-    ``python -m r1kit score`` often carry the full prompt there).
+    ``python -m r1kit score`` often carry the full prompt there). ``format`` has no options
+    of its own, so ``options`` (the common reward fields) is not read.
     """
     return [1.0 if is_well_formed(full_response(rendered_prompt(example), completion)) else 0.0
             for completion, example in zip(completions, examples, strict=True)]

@@ -31,10 +31,11 @@ class RewardSpec:
     """One reward of the composed set, as the config ``reward.<name>`` node describes it."""
 
     name: str
-    #: ``fn(completions, examples, **options) -> list[float | None]`` (see ``hookspecs``).
+    #: ``fn(completions, examples, options) -> list[float | None]`` (``r1kit.api.RewardFn``).
     fn: Callable[..., Any]
     weight: float = 1.0
-    options: dict[str, Any] = field(default_factory=dict)
+    #: The reward's typed options (its schema joined with ``RewardCommon``), handed to ``fn``.
+    options: Any = None
     #: Seconds one call of ``fn`` may take; ``None`` waits forever.
     timeout: float | None = None
     #: ``"raise"``: a failing sample stops the run. ``"skip"``: it scores ``None`` and is counted.
@@ -143,7 +144,7 @@ class _Call:
 
     def _run(self, completions: list[str], examples: list[dict]) -> None:
         try:
-            self.future.set_result(self.spec.fn(completions, examples, **self.spec.options))
+            self.future.set_result(self.spec.fn(completions, examples, self.spec.options))
         except BaseException as exc:  # handed to the caller, who decides
             self.future.set_exception(exc)
 

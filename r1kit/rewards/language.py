@@ -155,13 +155,14 @@ def language_consistency(text: str, scripts: frozenset[str]) -> float | None:
     return sum(script in scripts for script in found) / len(found)
 
 
-def language_reward(completions: list[str], examples: list[dict], **options) -> list[float | None]:
+def language_reward(completions: list[str], examples: list[dict],
+                    options: LanguageOptions) -> list[float | None]:
     """The share of the chain of thought's words that are in ``language`` (0.0 to 1.0).
 
     ``None`` when the chain of thought has no words (empty, or only math): consistency is
     undefined there, and 0.0 would punish a terse but monolingual reasoning.
     """
-    scripts = scripts_for(LanguageOptions(**options).language)
+    scripts = scripts_for(options.language)
     return [language_consistency(chain_of_thought(completion), scripts)
             for completion in completions]
 

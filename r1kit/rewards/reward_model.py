@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+from omegaconf import MISSING
 
 from r1kit import hookimpl
 
 
 @dataclass
 class RewardModelOptions:
-    path: str = "???"  # local directory or hub id of an AutoModelForSequenceClassification
+    path: str = MISSING  # local directory or hub id of an AutoModelForSequenceClassification
     batch_size: int = 16
     max_length: int = 1024
     #: affine map of the model's score: reward = scale * logit + shift
@@ -53,18 +54,19 @@ def _load(path: str, device: str):
     return model, tokenizer
 
 
-def reward_model(completions, examples, *, path, batch_size=16, max_length=1024, scale=1.0,
-                 shift=0.0, device=None):
+def reward_model(completions, examples, options: RewardModelOptions):
     """``scale * logit + shift`` of the classifier at ``path`` on prompt + completion."""
-    device = device or rank_device()
-    model, tokenizer = _load(path, device)
+    device = options.device or rank_device()
+    model, tokenizer = _load(options.path, device)
+    batch_size, scale, shift = options.batch_size, options.scale, options.shift
     texts = [_conversation(tokenizer, row["prompt"], completion)
              for row, completion in zip(examples, completions)]
     scores = []
     with _lock, torch.no_grad():
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(texts[start:start + batch_size], return_tensors="pt",
-                              padding=True, truncation=True, max_length=max_length).to(device)
+                              padding=True, truncation=True,
+                              max_length=options.max_length).to(device)
             logits = model(**batch).logits[:, 0].float()
             scores += (logits * scale + shift).tolist()
     return scores

@@ -17,7 +17,7 @@ from r1kit.rollout.batch import Rollout
 class FilterStep:
     name: str
     fn: object
-    options: dict
+    options: object  #: the filter's typed options (its schema instance)
 
 
 #: the accuracy reward's counters (``r1kit.rewards.accuracy.COUNTERS``) -> the metric of a step's
@@ -90,7 +90,7 @@ class RolloutCollector:
 
     def apply_filters(self, rollout: Rollout) -> Rollout:
         for step in self.filters:
-            rollout = step.fn(rollout, **step.options)
+            rollout = step.fn(rollout, step.options)
         return rollout
 
     def collect(self, stream, num_prompts: int, group_size: int, max_refill_rounds: int,

@@ -24,7 +24,6 @@ from functools import lru_cache
 import lightning as L
 import torch
 import torch.distributed as dist
-from omegaconf import OmegaConf
 
 #: The Trainer settings that decide the processes and devices; the rest (precision, steps,
 #: loggers) does not concern a stage that only generates.
@@ -104,7 +103,7 @@ def sum_over_ranks(tensor: torch.Tensor, group=None) -> torch.Tensor:
 def join_ranks(trainer_cfg) -> Ranks:
     """Start or join the processes the ``trainer`` config asks for (see the module docstring);
     returns this process's rank, the world size and this rank's device."""
-    args = OmegaConf.to_container(trainer_cfg, resolve=True)
+    args = dict(trainer_cfg)
     options = {key: args[key] for key in PROCESS_KEYS if key in args}
     strategy = options.get("strategy")
     if isinstance(strategy, str) and strategy.startswith(SHARDING):

@@ -11,7 +11,6 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from omegaconf import OmegaConf
 
 from r1kit.run.ranks import is_global_zero
 
@@ -30,7 +29,7 @@ def _precision(value):
 
 
 def build_trainer(cfg, stage_dir: Path, extra_callbacks=()) -> L.Trainer:
-    args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    args = dict(cfg.trainer)
     args["precision"] = _precision(args.get("precision"))
     # every row reaches disk at once (a killed run keeps its metrics up to its last step)
     csv_logger = CSVLogger(save_dir=str(stage_dir), name="", version="",

@@ -26,12 +26,15 @@ class HFSamplerOptions:
 
 
 class HFSampler:
-    def __init__(self, model, tokenizer, *, max_new_tokens: int, temperature: float,
-                 top_p: float = 1.0, generation_batch_size: int = 0, fast_decode: bool = True):
+    """``options``: the typed ``sampler`` node (``HFSamplerOptions`` with ``SamplerCommon``'s
+    max_new_tokens, temperature and top_p)."""
+
+    def __init__(self, model, tokenizer, options):
         self.model, self.tokenizer = model, tokenizer
-        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        self.generation_batch_size = generation_batch_size
-        self.fast_decode = fast_decode
+        self.max_new_tokens, self.temperature = options.max_new_tokens, options.temperature
+        self.top_p = options.top_p
+        self.generation_batch_size = options.generation_batch_size
+        self.fast_decode = options.fast_decode
         #: Set by a trainer that can use them (GRPO with μ > 1, for π_old): report each sampled
         #: token's log-prob. Only the fast decoding loop has them; ``generate`` does not.
         self.report_logprobs = False
@@ -112,8 +115,8 @@ class HFSampler:
         return completions, truncated, new_logprobs
 
 
-def hf_sampler(model, tokenizer, **options) -> HFSampler:
-    return HFSampler(model, tokenizer, **options)
+def hf_sampler(model, tokenizer, options) -> HFSampler:
+    return HFSampler(model, tokenizer, options)
 
 
 @hookimpl

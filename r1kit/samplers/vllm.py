@@ -179,25 +179,22 @@ def _sampled_logprobs(logprobs, tokens: list[int]) -> list[float]:
 
 
 class VLLMSampler:
-    def __init__(self, model, tokenizer, *, max_new_tokens: int, temperature: float,
-                 top_p: float = 1.0, gpu_memory_utilization: float = 0.3,
-                 kv_cache_memory_bytes: Optional[int] = None, sync_every: int = 1,
-                 enable_sleep_mode: bool = False, importance_correction: str = "none",
-                 importance_cap: float = 2.0, logprobs_mode: str = "processed_logprobs",
-                 max_model_len: Optional[int] = None, dtype: str = "auto", seed: int = 0,
-                 enforce_eager: bool = True, **engine_kwargs):
-        VLLMSamplerOptions(  # value checks, for callers that bypass the config
-            gpu_memory_utilization=gpu_memory_utilization,
-            kv_cache_memory_bytes=kv_cache_memory_bytes, sync_every=sync_every,
-            enable_sleep_mode=enable_sleep_mode, importance_correction=importance_correction,
-            importance_cap=importance_cap, logprobs_mode=logprobs_mode,
-            max_model_len=max_model_len, dtype=dtype, seed=seed, enforce_eager=enforce_eager)
+    """``options``: the typed ``sampler`` node (``VLLMSamplerOptions`` with ``SamplerCommon``'s
+    fields); ``engine_kwargs`` go to ``vllm.LLM`` as they are (tests, embedding code)."""
+
+    def __init__(self, model, tokenizer, options, **engine_kwargs):
         self.tokenizer = tokenizer
-        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        self.sync_every = sync_every
-        self.capabilities = SamplerCapabilities(importance_correction=importance_correction,
-                                                importance_cap=importance_cap)
-        self.logprobs_mode = logprobs_mode
+        self.max_new_tokens, self.temperature = options.max_new_tokens, options.temperature
+        self.top_p = options.top_p
+        self.sync_every = options.sync_every
+        self.capabilities = SamplerCapabilities(
+            importance_correction=options.importance_correction,
+            importance_cap=options.importance_cap)
+        self.logprobs_mode = logprobs_mode = options.logprobs_mode
+        dtype, max_model_len = options.dtype, options.max_model_len
+        kv_cache_memory_bytes = options.kv_cache_memory_bytes
+        gpu_memory_utilization = options.gpu_memory_utilization
+        enable_sleep_mode = options.enable_sleep_mode
         self.eos_token_id = tokenizer.eos_token_id
         # Each training rank runs its own engine on its own GPU, sampling its own prompts: pin
         # the engine to the rank's device (the Trainer has not set it yet when samplers are
@@ -206,7 +203,7 @@ class VLLMSampler:
         local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
         if torch.cuda.is_available() and torch.cuda.device_count() > local_rank:
             torch.cuda.set_device(local_rank)
-        seed = seed + rank
+        seed = options.seed + rank
         self._seeds = random.Random(seed)
         self._sync_calls = 0
         self.weight_syncs = 0  # how many times weights were actually pushed
@@ -245,7 +242,7 @@ class VLLMSampler:
             # tokenizer is still loaded (vLLM 0.32's start-up warns loudly without one)
             model=path, tokenizer=path,
             generation_config="vllm",  # no sampling defaults or extra EOS ids from the checkpoint
-            dtype=dtype, seed=seed, enforce_eager=enforce_eager, max_model_len=context,
+            dtype=dtype, seed=seed, enforce_eager=options.enforce_eager, max_model_len=context,
             gpu_memory_utilization=gpu_memory_utilization, logprobs_mode=logprobs_mode,
         )
         if kv_cache_memory_bytes is not None:
@@ -358,8 +355,8 @@ class VLLMSampler:
             del self.llm
 
 
-def vllm_sampler(model, tokenizer, **options) -> VLLMSampler:
-    return VLLMSampler(model, tokenizer, **options)
+def vllm_sampler(model, tokenizer, options) -> VLLMSampler:
+    return VLLMSampler(model, tokenizer, options)
 
 
 @hookimpl

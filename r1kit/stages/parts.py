@@ -4,35 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omegaconf import OmegaConf
-
 from r1kit.data.loading import load_splits
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.rewards.specs import reward_specs
 from r1kit.rollout.collector import FilterStep, RolloutCollector
 
 
-def plugin_options(node) -> dict:
-    """A single-select plugin node's options: every key but the ``name`` that selected it."""
-    values = OmegaConf.to_container(node, resolve=True)
-    return {k: v for k, v in values.items() if k != "name"}
-
-
 def build_sampler(cfg, registry, model, tokenizer):
-    entry = registry.get("sampler", cfg.sampler.name)
-    return entry.obj(model, tokenizer, **plugin_options(cfg.sampler))
+    return registry.get("sampler", cfg.sampler.name).obj(model, tokenizer, cfg.sampler)
 
 
 def build_filters(cfg, registry) -> list[FilterStep]:
-    steps = []
-    for name, node in OmegaConf.to_container(cfg.filter, resolve=True).items():
-        steps.append(FilterStep(name, registry.get("filter", name).obj, node or {}))
-    return steps
+    return [FilterStep(name, registry.get("filter", name).obj, options)
+            for name, options in cfg.filter.items()]
 
 
 def build_advantage(cfg, registry):
-    entry = registry.get("advantage", cfg.advantage.name)
-    return entry.obj, plugin_options(cfg.advantage)
+    """The advantage estimator and its options (``fn(rewards, group_ids, options)``)."""
+    return registry.get("advantage", cfg.advantage.name).obj, cfg.advantage
 
 
 @dataclass

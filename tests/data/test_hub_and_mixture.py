@@ -6,13 +6,14 @@ import json
 import pytest
 
 from r1kit.config.schema import ConfigError
-from r1kit.config.validate import stage_config, validate
+from r1kit.config.validate import validate
 from r1kit.data.hub import hub_dataset
 from r1kit.data.loading import load_splits
 from r1kit.plugin.manager import get_registry
 from r1kit.rewards.format import is_well_formed
 from tests.conftest import compose_config
 from tests.recipes import shaped_data
+from r1kit.api import plugin_options
 
 
 def test_math_preset_reads_a_local_directory_and_writes_r1_solutions(tmp_path):
@@ -44,8 +45,8 @@ def test_gsm8k_preset_takes_the_answer_after_hashes_and_drops_it_from_the_reason
 def test_r1_solution_without_a_final_answer_is_an_error(tmp_path):
     (tmp_path / "train.jsonl").write_text(json.dumps({"problem": "p", "solution": "no box"}) + "\n")
     with pytest.raises(ValueError, match="no final answer"):
-        hub_dataset("train", 0, path=str(tmp_path), answer_field=None, solution_field="solution",
-                    solution_format="r1")
+        hub_dataset("train", 0,
+                    plugin_options("data", "hub", path=str(tmp_path), answer_field=None, solution_field="solution", solution_format="r1"))
 
 
 def test_mixture_tags_each_source_and_a_stage_keeps_the_recipes_template(tmp_path):
@@ -59,8 +60,7 @@ def test_mixture_tags_each_source_and_a_stage_keeps_the_recipes_template(tmp_pat
                           f"data.path={math_dir}", "data.config_name=null",
                           f"+pipeline.stages.rl_all.overrides.data={mixture}"],
                          run_dir=str(tmp_path / "run"))
-    validate(cfg, get_registry())
-    rl_all = stage_config(cfg, "rl_all", get_registry())
+    rl_all = validate(cfg, get_registry()).stage("rl_all").config
     assert rl_all.data.name == "mixture"
     assert rl_all.data.template == cfg.data.template  # the R1 template, not "{prompt}"
     train, _ = load_splits(rl_all.data, get_registry(), 0)

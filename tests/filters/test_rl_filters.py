@@ -5,6 +5,7 @@ from r1kit.config.schema import ConfigError
 from r1kit.filters.rl import (OverlongOptions, TruncationOptions, overlong, overlong_penalty,
                               truncation, zero_variance)
 from r1kit.plugin.manager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
+from r1kit.api import plugin_options
 
 NAN = float("nan")
 
@@ -31,7 +32,7 @@ def test_zero_variance_can_drop_everything(make_rollout):
 def test_truncation_mask(make_rollout):
     r = make_rollout(["a", "b", "c"], [0, 0, 0], rewards=[1.0, 0.5, 0.0],
                      truncated=[False, True, False])
-    out = truncation(r)
+    out = truncation(r, plugin_options("filter", "truncation"))
     assert out.loss_weights.tolist() == [1.0, 0.0, 1.0]
     assert out.rewards.tolist() == [1.0, 0.5, 0.0]  # still counts in the group's statistics
     assert r.loss_weights.tolist() == [1.0, 1.0, 1.0]
@@ -40,7 +41,7 @@ def test_truncation_mask(make_rollout):
 def test_truncation_penalty(make_rollout):
     r = make_rollout(["a", "b", "c"], [0, 0, 0], rewards=[1.0, 0.5, 0.0],
                      truncated=[True, True, False], reward_parts={"accuracy": [1, 0.5, 0]})
-    out = truncation(r, mode="penalty", penalty=-1.0)
+    out = truncation(r, plugin_options("filter", "truncation", mode="penalty", penalty=-1.0))
     assert out.rewards.tolist() == [-1.0, -1.0, 0.0]
     assert out.loss_weights.tolist() == [1.0, 1.0, 1.0]
     assert out.reward_parts["accuracy"].tolist() == [1.0, 0.5, 0.0]  # raw parts kept for logs
@@ -49,7 +50,7 @@ def test_truncation_penalty(make_rollout):
 def test_truncation_unknown_mode(make_rollout):
     r = make_rollout(["a"], [0])
     with pytest.raises(ValueError, match="mask, penalty"):
-        truncation(r, mode="drop")
+        truncation(r, plugin_options("filter", "truncation", mode="drop"))
     with pytest.raises(ConfigError, match="filter.truncation.mode"):
         TruncationOptions(mode="drop")
 
@@ -63,16 +64,16 @@ def test_overlong_penalty_values():
 def test_overlong_adds_to_rewards(make_rollout):
     r = make_rollout(["a", "b", "c"], [0, 0, 1], rewards=[1.0, 1.0, 0.5],
                      completion_ids=[[1] * 3, [1] * 8, [1] * 11])
-    out = overlong(r, max_length=10, buffer=4)
+    out = overlong(r, plugin_options("filter", "overlong", max_length=10, buffer=4))
     assert out.rewards.tolist() == [1.0, 0.5, -0.5]
     assert r.rewards.tolist() == [1.0, 1.0, 0.5]
     with pytest.raises(ValueError, match="buffer"):
-        overlong(r, max_length=10, buffer=0)
+        overlong(r, plugin_options("filter", "overlong", max_length=10, buffer=0))
     with pytest.raises(ConfigError, match="filter.overlong.buffer"):
         OverlongOptions(max_length=10, buffer=11)
 
 
-def test_registered_as_plugins_with_matching_schemas(check_schema):
+def test_registered_as_plugins_taking_typed_options(check_schema):
     mine = {"r1kit.filters.rl"}
     others = [m for m in BUILTIN_PLUGINS if m not in mine]  # may not exist yet
     pm = create_plugin_manager(autoload=False, blocked=others)

@@ -3,9 +3,9 @@
 import pytest
 from transformers import AutoTokenizer
 
+from r1kit.config.schema import ModelConfig, TinyModelConfig
 from r1kit.models.loading import load_tokenizer, model_source
 from r1kit.models.tiny import TAGS, build_tokenizer, ensure_tiny_model
-from omegaconf import OmegaConf
 
 TEXTS = [
     "We add 3 and 4.",
@@ -33,10 +33,8 @@ def test_saved_tokenizer_encodes_and_decodes_like_the_built_one(saved_dir, text)
 
 
 def test_run_loading_path_keeps_whitespace_and_single_token_tags(tmp_path):
-    model_cfg = OmegaConf.create({
-        "path": None, "trust_remote_code": False,
-        "tiny": {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
-                 "max_position_embeddings": 64, "seed": 0}})
+    model_cfg = ModelConfig(tiny=TinyModelConfig(hidden_size=64, num_layers=1, num_heads=2,
+                                                 intermediate_size=64, max_position_embeddings=64))
     tokenizer = load_tokenizer(model_source(model_cfg, tmp_path), model_cfg)
     text = "We add 3 and 4.\n<think>x</think>"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -19,8 +19,7 @@ def _cfg(run_dir, extra=()):
 
 def test_writes_shards_filters_and_resumes(tmp_path):
     cfg = _cfg(tmp_path)
-    validate(cfg, get_registry())
-    outputs = run_pipeline(cfg)["sft"]
+    outputs = run_pipeline(validate(cfg, get_registry()))["sft"]
     shards = sorted((tmp_path / "sft" / "shards").glob("shard-*.jsonl"))
     assert len(shards) == 3  # 10 prompts in shards of 4
     rows = [json.loads(line) for line in open(outputs["dataset"])]
@@ -41,7 +40,7 @@ def test_writes_shards_filters_and_resumes(tmp_path):
     stale = shards[2].with_name(shards[2].name + ".rank1.tmp")  # a killed rank's half-write
     stale.write_text("{")
     (tmp_path / "sft" / "manifest.json").unlink()
-    run_pipeline(_cfg(tmp_path))
+    run_pipeline(validate(_cfg(tmp_path), get_registry()))
     assert not stale.exists()
     after = {s.name: s.stat().st_mtime_ns for s in sorted(
         (tmp_path / "sft" / "shards").glob("shard-*.jsonl"))[:2]}
@@ -54,8 +53,7 @@ def test_mixes_in_non_reasoning_rows(tmp_path):
     general.write_text("\n".join(json.dumps({"prompt": f"hello {i}", "solution": "hi",
                                              "task": "general"}) for i in range(5)) + "\n")
     cfg = _cfg(tmp_path / "run", [f"+rejection.mix={{name: jsonl, path: {general}}}"])
-    validate(cfg, get_registry())
-    outputs = run_pipeline(cfg)["sft"]
+    outputs = run_pipeline(validate(cfg, get_registry()))["sft"]
     assert outputs["metrics"]["mixed"] == 5
     rows = [json.loads(line) for line in open(outputs["dataset"])]
     assert sum(r.get("task") == "general" for r in rows) == 5

@@ -46,8 +46,8 @@ def responses(prompt: str) -> list[tuple[str, bool]]:
 
 
 class OracleSampler:
-    def __init__(self, model, tokenizer, *, delay: float = 0.0, **common):
-        self.tokenizer, self.delay = tokenizer, delay
+    def __init__(self, model, tokenizer, options: OracleOptions):
+        self.tokenizer, self.delay = tokenizer, options.delay
 
     def sync_weights(self, model) -> None:
         pass

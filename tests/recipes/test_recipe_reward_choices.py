@@ -9,7 +9,7 @@ import pytest
 from r1kit import hookimpl
 from r1kit.plugin import manager as pluginmanager
 from r1kit.config.schema import ConfigError
-from r1kit.config.validate import stage_config, validate
+from r1kit.config.validate import validate
 from r1kit.models.loading import model_source
 from r1kit.stages.parts import build_parts
 from tests.conftest import compose_config
@@ -17,7 +17,7 @@ from tests.recipes import oracle_sampler
 from tests.recipes.conftest import SHRINK, data_overrides
 
 
-def _probe(completions, examples, **options):
+def _probe(completions, examples, options):
     return [float(len(c) > 3) for c in completions]
 
 
@@ -43,11 +43,10 @@ def test_experiment_starts_with_any_reward_choice(experiment, choice, shaped, re
                           *data_overrides("math", shaped["math"]), f"reward={choice}", *extra],
                          run_dir=str(tmp_path))
     selected = set(choice.strip("[]").split(","))
-    validate(cfg, registry)
-    for name, stage in cfg.pipeline.stages.items():
-        scfg = stage_config(cfg, name, registry)
+    for stage in validate(cfg, registry).stages:
+        scfg = stage.config
         if stage.kind in ("grpo", "rejection_sampling") and "reward" not in (
-                stage.get("overrides") or {}):
+                cfg.pipeline.stages[stage.name].get("overrides") or {}):
             assert set(scfg.reward) == selected
         if stage.kind == "grpo" and "reward_model" not in scfg.reward:
             parts = build_parts(scfg, registry, model_source(scfg.model, tmp_path))

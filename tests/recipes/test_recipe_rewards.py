@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from r1kit.config.validate import stage_config, validate
+from r1kit.config.validate import validate
 from r1kit.models.loading import model_source
 from r1kit.stages.parts import build_parts
 from tests.conftest import compose_config, run_cli
@@ -19,10 +19,9 @@ CASES = [("r1_zero", "math"), ("r1_zero", "gsm8k"), ("r1_full", "math"), ("r1_fu
 def _stage_parts(experiment, preset, shaped, registry, tmp_path, kind):
     cfg = compose_config([f"+experiment={experiment}", *SHRINK,
                           *data_overrides(preset, shaped[preset])], run_dir=str(tmp_path))
-    validate(cfg, registry)
-    for name, stage in cfg.pipeline.stages.items():
+    for stage in validate(cfg, registry).stages:
         if stage.kind == kind:
-            scfg = stage_config(cfg, name, registry)
+            scfg = stage.config
             return scfg, build_parts(scfg, registry, model_source(scfg.model, tmp_path))
     raise AssertionError(f"{experiment} has no {kind} stage")
 

@@ -15,12 +15,14 @@ from r1kit.rewards import accuracy, answer
 from r1kit.rewards.accuracy import (AccuracyOptions, accuracy_reward, answers_equal, fast_verdict,
                                     parse_answer)
 from r1kit.rewards.answer import extract_answer, last_boxed
+from r1kit.api import ConfigError, plugin_options
 
 CORPUS = Path(__file__).parent / "data" / "answer_pairs.jsonl"
 
 
 def score(completion, gold, **options):
-    return accuracy_reward([completion], [{"prompt": "q", "answer": gold}], **options)[0]
+    return accuracy_reward([completion], [{"prompt": "q", "answer": gold}],
+                           plugin_options("reward", "accuracy", **options))[0]
 
 
 def r1(answer_text):
@@ -49,7 +51,8 @@ def test_equivalent_forms_score_one(completion, gold):
 def test_rows_without_reference_answer_give_none():
     examples = [{"prompt": "say hi"}, {"prompt": "q", "answer": None},
                 {"prompt": "q", "answer": " "}, {"prompt": "q", "answer": "1"}]
-    assert accuracy_reward(["<answer>hi</answer>"] * 3 + ["<answer>1</answer>"], examples) == [
+    assert accuracy_reward(["<answer>hi</answer>"] * 3 + ["<answer>1</answer>"], examples,
+                           plugin_options("reward", "accuracy")) == [
         None, None, None, 1.0]
 
 
@@ -311,8 +314,8 @@ class TestAgreementCorpus:
     @classmethod
     def rows(cls):
         rows = [json.loads(line) for line in CORPUS.read_text().splitlines()]
-        rewards = accuracy_reward([r1(row["prediction"]) for row in rows],
-                                  [{"answer": row["gold"]} for row in rows])
+        rewards = accuracy_reward([r1(row["prediction"]) for row in rows], [{"answer": row["gold"]} for row in rows],
+                                  plugin_options("reward", "accuracy"))
         logging.getLogger("math_verify").setLevel(logging.ERROR)
         for row, reward in zip(rows, rewards, strict=True):
             row["reward"] = reward == 1.0
@@ -347,8 +350,8 @@ def test_works_off_the_main_thread():
     # math-verify's own timeout uses signal.alarm, which raises off the main thread.
     results = []
     thread = threading.Thread(target=lambda: results.append(
-        accuracy_reward(["<answer>\\frac{2}{4}</answer>", "<answer>0.25</answer>"],
-                        [{"answer": "0.5"}, {"answer": "0.5"}])))
+        accuracy_reward(["<answer>\\frac{2}{4}</answer>", "<answer>0.25</answer>"], [{"answer": "0.5"}, {"answer": "0.5"}],
+                        plugin_options("reward", "accuracy"))))
     thread.start()
     thread.join(timeout=60)
     assert results == [[1.0, 0.0]]
@@ -358,8 +361,8 @@ def test_pathological_answer_times_out_scores_zero_and_is_counted():
     before = accuracy.COUNTERS["timeouts"]
     start = time.monotonic()
     # sympy tries to evaluate the power tower and never finishes.
-    scores = accuracy_reward(["<answer>9^{9^{9^{9}}}</answer>", "<answer>\\frac{1}{2}</answer>"],
-                             [{"answer": "5"}, {"answer": "0.5"}], sample_timeout=0.5)
+    scores = accuracy_reward(["<answer>9^{9^{9^{9}}}</answer>", "<answer>\\frac{1}{2}</answer>"], [{"answer": "5"}, {"answer": "0.5"}],
+                             plugin_options("reward", "accuracy", sample_timeout=0.5))
     assert scores == [0.0, 1.0]
     assert accuracy.COUNTERS["timeouts"] == before + 1
     assert time.monotonic() - start < 10  # a worker start (~1 s) plus the 0.5 s limit
@@ -372,5 +375,5 @@ def test_options_are_validated():
         AccuracyOptions(sample_timeout=0)
     with pytest.raises(ValueError, match="workers"):
         AccuracyOptions(workers=0)
-    with pytest.raises(TypeError):
-        accuracy_reward(["<answer>1</answer>"], [{"answer": "1"}], sample_timeuot=3)
+    with pytest.raises(ConfigError, match="reward.accuracy.sample_timeuot: unknown key"):
+        plugin_options("reward", "accuracy", sample_timeuot=3)

@@ -3,9 +3,12 @@
 import math
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
+from r1kit.config.options import options_class
+from r1kit.config.schema import RewardCommon
 from r1kit.plugin.manager import BUILTIN_PLUGINS, build_registry, create_plugin_manager
 from r1kit.rewards.harness import RewardError, RewardSpec, compute_rewards
 
@@ -15,20 +18,20 @@ EXAMPLES = [{"prompt": "What is 0+1?", "answer": "1"}, {"prompt": "What is 1+1?"
 
 
 def constant(value):
-    def reward(completions, examples, **options):
+    def reward(completions, examples, options=None):
         return [value] * len(completions)
     return reward
 
 
-def by_length(completions, examples, scale=1.0):
-    return [scale * len(c) for c in completions]
+def by_length(completions, examples, options):
+    return [options.scale * len(c) for c in completions]
 
 
-def answer_or_none(completions, examples):
+def answer_or_none(completions, examples, options=None):
     return [1.0 if "answer" in ex else None for ex in examples]
 
 
-def fails_on_three(completions, examples):
+def fails_on_three(completions, examples, options=None):
     if any(c == "three" for c in completions):
         raise ValueError("cannot score three")
     return [1.0] * len(completions)
@@ -44,7 +47,7 @@ def release_blocked_rewards():
     RELEASE.set()
 
 
-def hangs_on_three(completions, examples):
+def hangs_on_three(completions, examples, options=None):
     if "three" in completions:
         RELEASE.wait(timeout=30)
     return [1.0] * len(completions)
@@ -52,7 +55,7 @@ def hangs_on_three(completions, examples):
 
 def test_weighted_sum_and_parts():
     specs = [RewardSpec("one", constant(1.0), weight=0.5),
-             RewardSpec("length", by_length, weight=2.0, options={"scale": 0.1})]
+             RewardSpec("length", by_length, weight=2.0, options=SimpleNamespace(scale=0.1))]
     scores = compute_rewards(specs, COMPLETIONS, EXAMPLES)
     lengths = [0.1 * len(c) for c in COMPLETIONS]
     assert scores.parts == {"one": [1.0] * 3, "length": pytest.approx(lengths)}
@@ -108,14 +111,14 @@ def test_timeout_in_skip_mode_skips_the_batch_and_costs_one_time_limit():
 
 
 def test_a_timeout_error_raised_by_the_reward_is_a_failure_not_a_time_out():
-    def raises_timeout(completions, examples):
+    def raises_timeout(completions, examples, options=None):
         raise TimeoutError("remote judge timed out")
     with pytest.raises(RewardError, match="TimeoutError: remote judge timed out"):
         compute_rewards([RewardSpec("judge", raises_timeout, timeout=10)], COMPLETIONS, EXAMPLES)
 
 
 def test_rewards_run_concurrently():
-    def sleepy(completions, examples):
+    def sleepy(completions, examples, options=None):
         time.sleep(0.4)
         return [0.0] * len(completions)
     start = time.monotonic()
@@ -130,7 +133,7 @@ def test_rewards_run_concurrently():
     ([1.0, math.nan, 1.0], "returned nan for sample 1"),
 ])
 def test_contract_violations_raise_even_in_skip_mode(returned, match):
-    spec = RewardSpec("broken", lambda completions, examples: returned, on_error="skip")
+    spec = RewardSpec("broken", lambda completions, examples, options: returned, on_error="skip")
     with pytest.raises(RewardError, match=match):
         compute_rewards([spec], COMPLETIONS, EXAMPLES)
 
@@ -171,7 +174,8 @@ def test_builtin_rewards_register_through_the_plugin_manager_and_run_in_the_harn
     assert entry.plugin == "r1kit.rewards.accuracy"
     assert entry.schema.__name__ == "AccuracyOptions"
 
-    specs = [RewardSpec(name, registry.get("reward", name).obj, weight=weight)
+    specs = [RewardSpec(name, registry.get("reward", name).obj, weight=weight,
+                        options=options_class(RewardCommon, registry.get("reward", name).schema)())
              for name, weight in [("accuracy", 1.0), ("format", 0.5), ("language", 0.1)]]
     completions = ["<think>One plus one.</think><answer>2</answer>", "<answer>3</answer>"]
     examples = [{"prompt": "1+1?", "answer": "2"}, {"prompt": "1+1?", "answer": "2"}]
@@ -187,7 +191,7 @@ def test_start_rewards_returns_while_the_rewards_run():
 
     caller_ran = threading.Event()
 
-    def waits_for_caller(completions, examples):
+    def waits_for_caller(completions, examples, options=None):
         assert caller_ran.wait(timeout=10), "start_rewards blocked until the reward finished"
         return [1.0] * len(completions)
 

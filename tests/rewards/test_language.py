@@ -4,10 +4,12 @@ import pytest
 
 from r1kit.rewards.language import (LanguageOptions, chain_of_thought, language_consistency,
                                     language_reward, scripts_for, words_by_script)
+from r1kit.api import plugin_options
 
 
 def score(completion, language="en"):
-    return language_reward([completion], [{"prompt": "q"}], language=language)[0]
+    return language_reward([completion], [{"prompt": "q"}],
+                           plugin_options("reward", "language", language=language))[0]
 
 
 def test_english_reasoning_is_consistent_in_english():

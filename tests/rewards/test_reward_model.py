@@ -9,6 +9,7 @@ from r1kit.plugin.manager import get_registry
 from r1kit.rewards.harness import compute_rewards
 from r1kit.rewards.specs import reward_specs
 from tests.conftest import compose_config
+from r1kit.api import plugin_options
 
 
 def _tiny_classifier(path):
@@ -40,6 +41,7 @@ def test_reward_model_scores_with_the_classifier_and_is_routed(tmp_path):
     assert rm[0] is None and isinstance(rm[1], float) and rm[1] != rm[2]
     # the same model scored directly gives the same numbers
     from r1kit.rewards.reward_model import reward_model
-    direct = reward_model(completions[1:], examples[1:], path=str(path))
+    direct = reward_model(completions[1:], examples[1:],
+                          plugin_options("reward", "reward_model", path=str(path)))
     assert torch.allclose(torch.tensor(direct), torch.tensor(rm[1:]))
     assert scores.total[1] == rm[1]

@@ -7,6 +7,7 @@ from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCaus
 
 from r1kit.samplers import kv_decode
 from r1kit.samplers.hf import HFSampler
+from r1kit.api import plugin_options
 
 PAD, EOS = 0, 1
 
@@ -128,11 +129,13 @@ def test_hf_sampler_same_completions_and_flags_with_and_without_fast_decode():
     prompts = [[5, 6, 7, 8], [9, 10]]
     out = {}
     for fast in (True, False):
-        sampler = HFSampler(model, _Tok(), max_new_tokens=12, temperature=1.0, fast_decode=fast)
+        sampler = HFSampler(model, _Tok(),
+                            plugin_options("sampler", "hf", max_new_tokens=12, temperature=1.0, fast_decode=fast))
         out[fast] = sampler.generate(prompts, 3, greedy=True)
     assert out[True].completion_ids == out[False].completion_ids
     assert out[True].truncated == out[False].truncated
-    sampler = HFSampler(model, _Tok(), max_new_tokens=500, temperature=1.0)
+    sampler = HFSampler(model, _Tok(),
+                        plugin_options("sampler", "hf", max_new_tokens=500, temperature=1.0))
     gen = sampler.generate([[5] * 120], 2)  # 128 positions: at most 8 new tokens fit
     assert all(len(c) <= 8 for c in gen.completion_ids)
 
@@ -145,7 +148,8 @@ def test_reported_logprobs_are_the_policy_logprobs_the_trainer_computes(name):
 
     model = MODELS[name]()
     prompts = [[5, 6, 7, 8], [9, 10, 11]]
-    sampler = HFSampler(model, _Tok(), max_new_tokens=16, temperature=0.7, top_p=0.9)
+    sampler = HFSampler(model, _Tok(),
+                        plugin_options("sampler", "hf", max_new_tokens=16, temperature=0.7, top_p=0.9))
     assert sampler.generate(prompts, 2).logprobs is None  # only computed when asked for
     sampler.report_logprobs = True
     torch.manual_seed(0)

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
 
 from r1kit.samplers.vllm import VLLMSampler, vllm_sampler  # noqa: E402
+from r1kit.api import plugin_options
 
 MAX_NEW_TOKENS = 24
 TEMPERATURE = 0.7
@@ -41,8 +42,8 @@ def load_policy(model_dir):
 
 @pytest.fixture(scope="module")
 def sampler(model_dir, tokenizer):
-    s = vllm_sampler(load_policy(model_dir), tokenizer, max_new_tokens=MAX_NEW_TOKENS,
-                     temperature=TEMPERATURE, top_p=1.0, kv_cache_memory_bytes=64 * 2 ** 20)
+    s = vllm_sampler(load_policy(model_dir), tokenizer,
+                     plugin_options("sampler", "vllm", max_new_tokens=MAX_NEW_TOKENS, temperature=TEMPERATURE, top_p=1.0, kv_cache_memory_bytes=64 * 2 ** 20))
     yield s
     s.close()
 
@@ -108,8 +109,8 @@ def test_generate_layout_truncation_and_logprobs(sampler, policy, prompts, token
 def test_greedy_is_prompt_major_and_equals_hf(sampler, policy, prompts, tokenizer):
     generation = sampler.generate(prompts, 3, greedy=True)
     check_layout(generation, 6, tokenizer.eos_token_id)
-    hf = HFSampler(policy, tokenizer, max_new_tokens=MAX_NEW_TOKENS,
-                   temperature=TEMPERATURE).generate(prompts, 1, greedy=True)
+    hf = HFSampler(policy, tokenizer,
+                   plugin_options("sampler", "hf", max_new_tokens=MAX_NEW_TOKENS, temperature=TEMPERATURE)).generate(prompts, 1, greedy=True)
     first, second = generation.completion_ids[:3], generation.completion_ids[3:]
     assert first == [hf.completion_ids[0]] * 3 and second == [hf.completion_ids[1]] * 3
     assert first[0] != second[0]
@@ -163,8 +164,8 @@ def test_sync_weights_makes_engine_logprobs_match_the_trainer(sampler, policy, p
     assert after["ratio_mean"] == pytest.approx(1.0, abs=1e-5)
 
     greedy = sampler.generate(prompts, 1, greedy=True)
-    hf = HFSampler(policy, tokenizer, max_new_tokens=MAX_NEW_TOKENS,
-                   temperature=TEMPERATURE).generate(prompts, 1, greedy=True)
+    hf = HFSampler(policy, tokenizer,
+                   plugin_options("sampler", "hf", max_new_tokens=MAX_NEW_TOKENS, temperature=TEMPERATURE)).generate(prompts, 1, greedy=True)
     assert greedy.completion_ids == hf.completion_ids
     # greedy log-probs are the untempered model's
     greedy_stats = logprob_mismatch(*trainer_logprobs(policy, prompts, greedy, 1.0))

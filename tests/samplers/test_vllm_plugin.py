@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from r1kit.config.schema import ConfigError
 from r1kit.samplers import vllm as vllm_plugin
+from r1kit.api import plugin_options
 
 
 def test_registers_the_vllm_sampler_with_its_schema():
@@ -121,8 +122,8 @@ def fake_policy():
 
 def test_generate_layout_with_a_fake_engine(fake_vllm):
     tokenizer = SimpleNamespace(eos_token_id=FakeLLM.EOS)
-    sampler = vllm_plugin.vllm_sampler(fake_policy(), tokenizer, max_new_tokens=8,
-                                       temperature=0.9, top_p=0.95, sync_every=2)
+    sampler = vllm_plugin.vllm_sampler(fake_policy(), tokenizer,
+                                       plugin_options("sampler", "vllm", max_new_tokens=8, temperature=0.9, top_p=0.95, sync_every=2))
     kwargs = sampler.llm.kwargs
     assert kwargs["model"] == "/ckpt" and kwargs["max_model_len"] == 64
     assert kwargs["dtype"] == "float32"  # "auto" follows the policy, not vLLM's downcast
@@ -147,16 +148,16 @@ def test_generate_layout_with_a_fake_engine(fake_vllm):
 
 def test_budget_and_seeds_with_a_fake_engine(fake_vllm):
     tokenizer = SimpleNamespace(eos_token_id=FakeLLM.EOS)
-    sampler = vllm_plugin.vllm_sampler(fake_policy(), tokenizer, max_new_tokens=8,
-                                       temperature=1.0, seed=3)
+    sampler = vllm_plugin.vllm_sampler(fake_policy(), tokenizer,
+                                       plugin_options("sampler", "vllm", max_new_tokens=8, temperature=1.0, seed=3))
     captured = []
     sampler.llm.generate = lambda prompts, params, use_tqdm: captured.extend(params) or []
     sampler.generate([[0] * 10, [0] * 60, [0] * 64], 2)
     assert [p.max_tokens for p in captured] == [8, 4, 1]
     assert all(p.stop_token_ids == [FakeLLM.EOS] and p.logprobs == 0 for p in captured)
     assert len({p.seed for p in captured}) == 3
-    again = vllm_plugin.vllm_sampler(fake_policy(), tokenizer, max_new_tokens=8,
-                                     temperature=1.0, seed=3)
+    again = vllm_plugin.vllm_sampler(fake_policy(), tokenizer,
+                                     plugin_options("sampler", "vllm", max_new_tokens=8, temperature=1.0, seed=3))
     captured_again = []
     again.llm.generate = lambda prompts, params, use_tqdm: captured_again.extend(params) or []
     again.generate([[0] * 10, [0] * 60, [0] * 64], 2)
@@ -165,8 +166,8 @@ def test_budget_and_seeds_with_a_fake_engine(fake_vllm):
 
 def test_sleep_mode_wakes_only_what_is_needed(fake_vllm):
     tokenizer = SimpleNamespace(eos_token_id=FakeLLM.EOS)
-    sampler = vllm_plugin.vllm_sampler(fake_policy(), tokenizer, max_new_tokens=4,
-                                       temperature=1.0, enable_sleep_mode=True)
+    sampler = vllm_plugin.vllm_sampler(fake_policy(), tokenizer,
+                                       plugin_options("sampler", "vllm", max_new_tokens=4, temperature=1.0, enable_sleep_mode=True))
     assert sampler.llm.kwargs["enable_sleep_mode"] is True
     calls = sampler.llm.calls
     assert calls == [("sleep", 1)]  # asleep until the first generate
@@ -185,7 +186,7 @@ def test_out_of_process_engine_needs_insecure_serialization(fake_vllm, monkeypat
     monkeypatch.delenv(vllm_plugin.INSECURE_ENV, raising=False)
     with pytest.raises(ValueError, match=vllm_plugin.INSECURE_ENV):
         vllm_plugin.vllm_sampler(fake_policy(), SimpleNamespace(eos_token_id=1),
-                                 max_new_tokens=4, temperature=1.0)
+                                 plugin_options("sampler", "vllm", max_new_tokens=4, temperature=1.0))
 
 
 def test_sampled_logprobs_reads_flat_and_dict_layouts():

@@ -13,7 +13,7 @@ PLAIN = "<answer>12</answer>"
 
 
 class ScriptedSampler:
-    def __init__(self, model, tokenizer, **common):
+    def __init__(self, model, tokenizer, options=None):
         self.tokenizer = tokenizer
 
     def sync_weights(self, model) -> None:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from r1kit.api import plugin_options
 from r1kit.plugin import manager as pluginmanager
 from r1kit.config.validate import validate
 from r1kit.data.stream import PromptStream
@@ -30,7 +31,8 @@ def _collector(rewards, filters=()):
                             template="{prompt}=", rewards=rewards, filters=list(filters))
 
 
-ACCURACY = RewardSpec("accuracy", accuracy_reward, options={"sample_timeout": TIMEOUT})
+ACCURACY = RewardSpec("accuracy", accuracy_reward,
+                      options=plugin_options("reward", "accuracy", sample_timeout=TIMEOUT))
 
 
 def test_counts_are_the_difference_of_two_readings():
@@ -45,7 +47,7 @@ def test_counts_are_the_difference_of_two_readings():
 
 def test_a_step_counts_its_samples_timeouts_in_every_refill_round():
     # 2 groups of 4 per round; a filter that keeps nothing makes the collector sample again
-    drop_all = FilterStep("drop_all", lambda rollout: rollout.select([]), {})
+    drop_all = FilterStep("drop_all", lambda rollout, options: rollout.select([]), None)
     collector = _collector([ACCURACY], [drop_all])
     rollout, stats = collector.collect(PromptStream(ROWS, seed=0), 2, 4, max_refill_rounds=1)
     assert rollout is None and stats["rollout/refill_rounds"] == 1
@@ -56,7 +58,7 @@ def test_a_step_counts_its_samples_timeouts_in_every_refill_round():
 
 
 def test_no_counts_without_the_accuracy_reward():
-    format_only = RewardSpec("format", lambda completions, examples: [0.0] * len(completions))
+    format_only = RewardSpec("format", lambda completions, examples, options: [0.0] * len(completions))
     _, stats = _collector([format_only]).collect(PromptStream(ROWS, seed=0), 2, 4, 0)
     assert not any(key.startswith("reward_timeouts/") for key in stats)
 
@@ -74,8 +76,7 @@ def test_a_grpo_run_logs_each_steps_timeouts(tmp_path, with_scripted_sampler):
     cfg = compose_config([*SHRINK, "pipeline=grpo", "sampler=scripted", "reward=[accuracy]",
                           f"reward.accuracy.sample_timeout={TIMEOUT}", "trainer.max_steps=2",
                           "data.batch_size=2", "algo.group_size=4"], run_dir=str(tmp_path))
-    validate(cfg, with_scripted_sampler)
-    run_pipeline(cfg)
+    run_pipeline(validate(cfg, with_scripted_sampler))
     with (tmp_path / "rl" / "metrics.csv").open() as handle:
         rows = [row for row in csv.DictReader(handle) if row.get("reward/mean")]
     assert [float(r["reward_timeouts/accuracy"]) for r in rows] == [2.0, 2.0]

@@ -3,7 +3,7 @@
 from r1kit import hookimpl
 
 
-def sevens(completions, examples, **options):
+def sevens(completions, examples, options):
     """The fraction of the completion's characters that are the digit 7."""
     return [c.count("7") / max(len(c), 1) for c in completions]
 

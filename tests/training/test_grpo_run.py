@@ -28,8 +28,7 @@ def _train(overrides, run_dir, registry):
     from r1kit.pipeline.runner import run_pipeline
 
     cfg = compose_config([*SHRINK, "pipeline=grpo", *overrides], run_dir=str(run_dir))
-    validate(cfg, registry)
-    return run_pipeline(cfg)
+    return run_pipeline(validate(cfg, registry))
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import pytest
 from r1kit.api import ConfigError
 from r1kit_countdown import game, reward
 from r1kit_countdown.reward import answer_expression, countdown_reward
+from r1kit.api import plugin_options
 
 EXAMPLE = {"prompt": "...", "numbers": [3, 7, 25], "target": 46, "answer": "7 * 3 + 25"}
 
@@ -26,18 +27,22 @@ EXAMPLE = {"prompt": "...", "numbers": [3, 7, 25], "target": 46, "answer": "7 * 
     ("7 * 3 + 25", 0.0, 0.0),  # no answer block
 ])
 def test_reward(completion, score, with_format_score):
-    assert countdown_reward([completion], [EXAMPLE]) == [score]
-    assert countdown_reward([completion], [EXAMPLE], format_score=0.1) == [with_format_score]
+    assert countdown_reward([completion], [EXAMPLE],
+                            plugin_options("reward", "countdown")) == [score]
+    assert countdown_reward([completion], [EXAMPLE],
+                            plugin_options("reward", "countdown", format_score=0.1)) == [with_format_score]
 
 
 def test_reward_does_not_apply_without_a_target():
     completions = ["<answer>1 + 1</answer>", "<answer>7 * 3 + 25</answer>"]
-    assert countdown_reward(completions, [{"prompt": "1+1", "answer": "2"}, EXAMPLE]) == [None, 1.0]
+    assert countdown_reward(completions, [{"prompt": "1+1", "answer": "2"}, EXAMPLE],
+                            plugin_options("reward", "countdown")) == [None, 1.0]
 
 
 def test_reward_option_is_checked():
     with pytest.raises(ConfigError, match=r"reward\.countdown\.format_score"):
-        countdown_reward(["<answer>1</answer>"], [EXAMPLE], format_score=2.0)
+        countdown_reward(["<answer>1</answer>"], [EXAMPLE],
+                         plugin_options("reward", "countdown", format_score=2.0))
 
 
 def test_answer_expression():
@@ -49,7 +54,8 @@ def test_never_evaluates_code(tmp_path):
     marker = tmp_path / "pwned"
     attack = f"__import__('pathlib').Path({str(marker)!r}).touch()"
     assert not game.solves(attack, [3, 7, 25], 46)
-    assert countdown_reward([f"<answer>{attack}</answer>"], [EXAMPLE], format_score=0.5) == [0.0]
+    assert countdown_reward([f"<answer>{attack}</answer>"], [EXAMPLE],
+                            plugin_options("reward", "countdown", format_score=0.5)) == [0.0]
     assert not marker.exists()
 
 

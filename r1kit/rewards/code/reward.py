@@ -94,14 +94,15 @@ def check_runner(isolation: Isolation, runner: CodeRunner, language: str) -> Non
     _SMOKE_TESTED.add((isolation.name, language))
 
 
-def code_reward(completions: list[str], examples: list[dict], **options) -> list[float | None]:
+def code_reward(completions: list[str], examples: list[dict],
+                options: CodeRewardOptions) -> list[float | None]:
     """Score each completion's program by the tests of its row.
 
     ``None`` for a row without tests (the reward does not apply); 0.0 when the completion
     holds no program. Raises :class:`~r1kit.rewards.code.isolation.SandboxUnavailableError`
     when there is code to run but no way to isolate it (and ``isolation`` is not ``none``).
     """
-    opts = CodeRewardOptions(**options)
+    opts = options
     runner = get_runner(opts.language)
     scores: list[float | None] = [None] * len(completions)
     totals = [0] * len(completions)

@@ -132,7 +132,7 @@ class GRPOModule(PolicyTrainingModule):
         if rollout is None:
             return None
         advantages = self.advantage_fn(rollout.rewards, rollout.group_ids,
-                                       **self.advantage_options)
+                                       self.advantage_options)
         if self.hooks is not None:
             self.hooks.r1kit_on_rollout(rollout=rollout, step=self.global_step)
         return advantages

@@ -16,9 +16,8 @@ import os
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
-from r1kit.data.loading import load_splits
+from r1kit.data.loading import load_rows
 from r1kit.data.response import full_response
 from r1kit.stages.parts import build_parts
 from r1kit.run.distributed import join_ranks
@@ -93,9 +92,8 @@ def _merge(cfg, ctx, shards: list[Path], sampled: int, val_rows: list[dict]) -> 
     kept = len(dataset)
     mixed = 0
     if cfg.rejection.mix is not None:
-        mix_cfg = OmegaConf.create(OmegaConf.to_container(cfg.rejection.mix, resolve=True))
-        mix_cfg.setdefault("val_size", 0)
-        extra, _ = load_splits(mix_cfg, ctx.registry, cfg.seed)
+        # every row of the mix's train split: nothing is held out of data that is only mixed in
+        extra = load_rows(cfg.rejection.mix, ctx.registry, "train", cfg.seed)
         extra = [row for row in extra if row.get("solution")]
         dataset += extra
         mixed = len(extra)

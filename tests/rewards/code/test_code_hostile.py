@@ -23,6 +23,7 @@ from r1kit.rewards.code.isolation import BACKENDS
 from r1kit.rewards.code.reward import code_reward
 from r1kit.rewards.code.runners import PythonRunner
 from r1kit.rewards.code.sandbox import Limits, run_program
+from r1kit.api import plugin_options
 
 pytestmark = pytest.mark.sandbox
 
@@ -33,7 +34,7 @@ PWNED = "pwned"
 def attack(program: str, backend: str, expected: str = PWNED, **options) -> float:
     """The score of ``program`` on a one-test row expecting ``expected``."""
     [score] = code_reward([fenced(program)], [{"tests": [{"input": "", "output": expected}]}],
-                          **{**FAST, "isolation": backend, **options})
+                          plugin_options("reward", "code", **{**FAST, "isolation": backend, **options}))
     return score
 
 
@@ -206,7 +207,7 @@ def test_the_scorer_survives_a_hostile_batch(backend):
     row = {"tests": [{"input": "4\n", "output": "8"}, {"input": "5\n", "output": "10"}]}
     completions = [fenced(p) for p in hostile] + [fenced("print(2 * int(input()))")]
     scores = code_reward(completions, [row] * len(completions),
-                         **{**FAST, "isolation": backend})
+                         plugin_options("reward", "code", **{**FAST, "isolation": backend}))
     assert scores == [0.0] * len(hostile) + [1.0]
 
 

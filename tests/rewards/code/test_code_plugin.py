@@ -11,6 +11,7 @@ from r1kit.rewards.code import isolation, reward
 from r1kit.rewards.code.isolation import SandboxUnavailableError, select_isolation
 from r1kit.rewards.code.reward import CodeRewardOptions, code_reward
 from r1kit.rewards.code.runners import CodeRunner, PythonRunner
+from r1kit.api import plugin_options
 
 
 def test_registers_reward_and_python_runner():
@@ -25,7 +26,8 @@ def test_registers_reward_and_python_runner():
 
 def test_unknown_language_lists_the_registered_runners():
     with pytest.raises(UnknownPluginError, match="python"):
-        code_reward(["x"], [{"test_code": "assert True"}], language="cobol")
+        code_reward(["x"], [{"test_code": "assert True"}],
+                    plugin_options("reward", "code", language="cobol"))
 
 
 def test_a_runner_plugin_is_used_by_language_name(monkeypatch, tmp_path):
@@ -39,9 +41,8 @@ def test_a_runner_plugin_is_used_by_language_name(monkeypatch, tmp_path):
     registry = code_registry()
     registry.add("code_runner", "sh", Shell, provider="test", plugin="test")
     monkeypatch.setattr(reward, "get_registry", lambda: registry)
-    scores = code_reward(["```sh\nread x; echo $((x * 2))\n```"],
-                         [{"tests": [{"input": "21\n", "output": "42"}]}],
-                         language="sh", isolation="none")
+    scores = code_reward(["```sh\nread x; echo $((x * 2))\n```"], [{"tests": [{"input": "21\n", "output": "42"}]}],
+                         plugin_options("reward", "code", language="sh", isolation="none"))
     assert scores == [1.0]
 
 
@@ -49,7 +50,7 @@ def test_a_runner_plugin_is_used_by_language_name(monkeypatch, tmp_path):
                                  dict(time_limit=0), dict(memory_mb=-1), dict(no_such_option=1)])
 def test_bad_options_fail_before_running_anything(bad):
     with pytest.raises((ValueError, TypeError)):
-        code_reward(["x"], [{"test_code": "assert True"}], **bad)
+        code_reward(["x"], [{"test_code": "assert True"}], plugin_options("reward", "code", **bad))
 
 
 def test_options_avoid_the_common_reward_keys():
@@ -65,17 +66,20 @@ def test_no_working_backend_refuses_to_run_code(monkeypatch):
         select_isolation("auto")
     assert "bwrap is broken" in str(err.value) and "unshare is broken" in str(err.value)
     with pytest.raises(SandboxUnavailableError):
-        code_reward(["```python\nprint(1)\n```"], [{"tests": [{"input": "", "output": "1"}]}])
+        code_reward(["```python\nprint(1)\n```"], [{"tests": [{"input": "", "output": "1"}]}],
+                    plugin_options("reward", "code"))
     with pytest.raises(SandboxUnavailableError, match="bwrap is broken"):
         select_isolation("bwrap")
 
 
 def test_rows_without_tests_need_no_sandbox(monkeypatch):
     monkeypatch.setattr(isolation, "probe", lambda name: "broken")
-    assert code_reward(["```python\nprint(1)\n```", "no code"], [{}, {"tests": "[]"}]) == [
+    assert code_reward(["```python\nprint(1)\n```", "no code"], [{}, {"tests": "[]"}],
+                       plugin_options("reward", "code")) == [
         None, None]
     # a completion without a program scores 0 without running anything either
-    assert code_reward(["no code"], [{"test_code": "assert True"}]) == [0.0]
+    assert code_reward(["no code"], [{"test_code": "assert True"}],
+                       plugin_options("reward", "code")) == [0.0]
 
 
 def test_isolation_none_warns_loudly(caplog):
@@ -107,4 +111,4 @@ def test_a_runner_that_cannot_run_fails_loudly_not_as_zero_rewards(monkeypatch):
     monkeypatch.setattr(reward, "get_registry", lambda: registry)
     with pytest.raises(SandboxUnavailableError, match="'broken' runner does not work"):
         code_reward(["```python\nprint(1)\n```"], [{"tests": [{"input": "", "output": "1"}]}],
-                    language="broken", isolation="none")
+                    plugin_options("reward", "code", language="broken", isolation="none"))

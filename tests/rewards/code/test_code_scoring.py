@@ -10,6 +10,7 @@ import pytest
 from code_reward_helpers import FAST, fenced
 
 from r1kit.rewards.code.reward import code_reward
+from r1kit.api import plugin_options
 
 DOUBLE = {"tests": [{"input": "1\n", "output": "2\n"}, {"input": "5\n", "output": "10"},
                     {"input": "-3\n", "output": "-6\n"}]}
@@ -23,7 +24,8 @@ HUMANEVAL = {"test_code": "def check(candidate):\n    assert candidate([1, 2]) =
 
 
 def score(completions, examples, **options):
-    return code_reward(completions, examples, **{**FAST, **options})
+    return code_reward(completions, examples,
+                       plugin_options("reward", "code", **{**FAST, **options}))
 
 
 def scoring_cases():

@@ -41,7 +41,7 @@ class CountdownOptions:
             raise ConfigError("data.num_train: num_train and num_val must be >= 1")
 
 
-def countdown_dataset(split: str, seed: int, **options) -> list[dict]:
+def countdown_dataset(split: str, seed: int, options: CountdownOptions) -> list[dict]:
     """Rows of ``split`` ("train" or "val"); the splits hold no puzzle in common.
 
     Each row: ``prompt``, ``numbers``, ``target``, ``answer`` (one solution, for reference; the
@@ -50,7 +50,7 @@ def countdown_dataset(split: str, seed: int, **options) -> list[dict]:
     """
     if split not in ("train", "val"):
         raise ValueError(f"countdown: unknown split {split!r} (train or val)")
-    opts = CountdownOptions(**options)
+    opts = options
     rng = random.Random(f"countdown-{opts.num_numbers}-{opts.min_number}-{opts.max_number}-"
                         f"{opts.max_target}-{seed}")
     seen: set[tuple] = set()

@@ -43,11 +43,11 @@ def answer_expression(completion: str) -> str | None:
 
 
 def countdown_reward(completions: list[str], examples: list[dict],
-                     **options) -> list[float | None]:
+                     options: CountdownRewardOptions) -> list[float | None]:
     """1.0 for an answer that uses each of ``example["numbers"]`` exactly once and equals
     ``example["target"]`` (within 1e-6); ``format_score`` for a valid but wrong expression;
     0.0 for no answer or an invalid one; ``None`` for a row without a ``target``."""
-    opts = CountdownRewardOptions(**options)
+    opts = options
     scores: list[float | None] = []
     for completion, example in zip(completions, examples, strict=True):
         if example.get("target") is None:
