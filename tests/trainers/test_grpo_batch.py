@@ -1,7 +1,6 @@
 """The pieces that fill a GRPO step's PolicyBatch: row selection, micro-batches, where π_old
 comes from, the reference log-probs computed while scoring, the engine-sampler correction."""
 
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from r1kit.samplers.base import SamplerCapabilities
 from r1kit.stages.grpo.batch import (BEHAVIOUR_SOURCE, PolicyBatch, active_rows,
                                        behaviour_source, correction_weights, micro_batches,
                                        padded_reference, sampler_logprobs_kind, token_layout)
+from r1kit.config.schema import AlgoConfig
 
 
 def _rollout(sampler_logprobs=None, exact=False) -> Rollout:
@@ -61,10 +61,10 @@ def _batch(advantages, mask=None) -> PolicyBatch:
 
 def test_zero_advantage_groups_are_left_out_only_without_kl():
     batch = _batch([0.0, 0.0, 1.0, -1.0, 0.0, 0.5])
-    skip = SimpleNamespace(beta=0.0, skip_zero_advantage=True)
+    skip = AlgoConfig(beta=0.0, skip_zero_advantage=True)
     assert active_rows(batch, skip).tolist() == [2, 3, 4, 5]
-    for algo in (SimpleNamespace(beta=0.04, skip_zero_advantage=True),
-                 SimpleNamespace(beta=0.0, skip_zero_advantage=False)):
+    for algo in (AlgoConfig(beta=0.04, skip_zero_advantage=True),
+                 AlgoConfig(beta=0.0, skip_zero_advantage=False)):
         assert active_rows(batch, algo).tolist() == list(range(6))
 
 

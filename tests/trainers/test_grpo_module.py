@@ -15,6 +15,7 @@ from r1kit.samplers.base import SamplerCapabilities
 from r1kit.algo.mismatch import importance_weights
 from r1kit.stages.module_common import ResumeState
 from r1kit.stages.grpo.module import GRPOModule, NothingToLearnError, SkippedSteps
+from r1kit.config.schema import AlgoConfig
 
 TOKENIZER = build_tokenizer()
 MODEL = build_model(TOKENIZER, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
@@ -31,8 +32,8 @@ class _Sampler:
 
 def _module(iterations=1, beta=0.0, capabilities=SamplerCapabilities()):
     cfg = SimpleNamespace(
-        algo=SimpleNamespace(iterations=iterations, beta=beta, max_skipped_steps=3,
-                             micro_batch_size=4, skip_zero_advantage=True),
+        algo=AlgoConfig(iterations=iterations, beta=beta, max_skipped_steps=3,
+                        micro_batch_size=4, skip_zero_advantage=True),
         sampler=SimpleNamespace(temperature=1.0, max_new_tokens=8),
         data=SimpleNamespace(batch_size=2), model=SimpleNamespace(attn_implementation=None),
         optim=SimpleNamespace())

@@ -3,7 +3,6 @@ that does not change the gradient, what a rank with nothing to learn reports; an
 metrics combined from its μ updates."""
 
 import dataclasses
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,16 +14,15 @@ from r1kit.stages.grpo.batch import active_rows
 from r1kit.stages.grpo.update import (ADDITIVE_TERMS, COMPUTED_ROW_STATS,
                                         accumulate_gradients, combine_updates)
 from tests.trainers.grouped_batch import grouped_batch
+from r1kit.config.schema import AlgoConfig
 
 GROUPS, G = 3, 4
 COMMON = {"temperature": 1.0, "max_completion_length": 16}
 
 
 def _algo(**changes):
-    base = dict(epsilon=0.2, epsilon_high=0.28, beta=0.04, kl_estimator="k3",
-                ratio_level="token", aggregation="grpo", micro_batch_size=G,
-                skip_zero_advantage=True)
-    return SimpleNamespace(**{**base, **changes})
+    """The run-time ``algo`` config: DAPO's clip-higher over the schema's defaults."""
+    return AlgoConfig(**{"epsilon_high": 0.28, "micro_batch_size": G, **changes})
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
 """The modules use torch's fused AdamW where it applies, and the same update as the default."""
 
-from types import SimpleNamespace
 
 import torch
 
 from r1kit.stages.module_common import PolicyOptimizer, fused_adamw
+from r1kit.config.schema import OptimConfig
 
-CFG = SimpleNamespace(lr=1e-2, weight_decay=0.1, betas=[0.9, 0.99], warmup_steps=0)
+CFG = OptimConfig(lr=1e-2, weight_decay=0.1, betas=[0.9, 0.99], warmup_steps=0)
 
 
 class DeepSpeedStrategy:  # only the class name is read
