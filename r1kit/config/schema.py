@@ -38,6 +38,25 @@ class TinyModelConfig:
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters (``peft``): with ``rank > 0`` the policy trains only these; the reference
+    is the same base with the adapters off, and each stage exports the merged model."""
+
+    rank: int = 0  # r; 0 trains every weight (full fine-tuning)
+    alpha: float = 16.0  # the update is scaled by alpha / rank
+    dropout: float = 0.0
+    #: Module names to adapt (e.g. [q_proj, v_proj]); null: every linear layer but the head.
+    target_modules: Optional[list[str]] = None
+
+    def __post_init__(self) -> None:
+        _check(self.rank >= 0, "model.lora.rank", f"must be >= 0, got {self.rank}")
+        _check(self.alpha > 0, "model.lora.alpha", f"must be > 0, got {self.alpha}")
+        _check(0 <= self.dropout < 1, "model.lora.dropout", f"must be in [0, 1), got {self.dropout}")
+        _check(self.target_modules is None or len(self.target_modules) > 0,
+               "model.lora.target_modules", "must be null (all linear layers) or non-empty")
+
+
+@dataclass
 class ModelConfig:
     #: Local directory or hub id of an HF causal LM; null builds the tiny model locally.
     path: Optional[str] = None
@@ -50,6 +69,7 @@ class ModelConfig:
     #: Attention kernel of the training passes (sdpa, eager, flash_attention_2, ...); null
     #: picks by device: eager on CPU (faster backward there), the model's default elsewhere.
     attn_implementation: Optional[str] = None
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
         from r1kit.models.attention import KNOWN_IMPLEMENTATIONS

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from r1kit.config.schema import ModelConfig
+from r1kit.models import lora
 from r1kit.models.tiny import ensure_tiny_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -41,6 +42,10 @@ def load_model(source: str, model_cfg: ModelConfig, *, trainable: bool = True):
         if model_cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
+        if model_cfg.lora.rank > 0:
+            if model_cfg.gradient_checkpointing:  # frozen embeddings: no input grads otherwise
+                model.enable_input_require_grads()
+            model = lora.wrap(model, model_cfg.lora)
         model.train()
     else:
         model.eval().requires_grad_(False)

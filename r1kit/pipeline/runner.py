@@ -15,6 +15,7 @@ from pathlib import Path
 
 import lightning as L
 from r1kit.config.validate import RunPlan
+from r1kit.models import lora
 from r1kit.models.loading import model_source
 from r1kit.plugin.manager import get_plugin_manager, get_registry
 from r1kit.pipeline.report import write_report
@@ -42,7 +43,7 @@ class StageContext:
         """Export the trained policy as an HF model directory the next stage loads."""
         out = self.stage_dir / "model"
         if trainer.is_global_zero:
-            policy.save_pretrained(out)
+            lora.export(policy).save_pretrained(out)  # LoRA: adapters merged into the base
             tokenizer.save_pretrained(out)
         trainer.strategy.barrier()
         return {"checkpoint": str(out), "metrics": metrics or {}}

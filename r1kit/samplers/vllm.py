@@ -34,6 +34,7 @@ from typing import Optional
 import torch
 
 from r1kit import hookimpl
+from r1kit.models import lora
 from r1kit.config.schema import _check
 from r1kit.samplers.base import Generation, SamplerCapabilities
 
@@ -328,8 +329,10 @@ class VLLMSampler:
     @torch.no_grad()
     def load_weights(self, model) -> None:
         """Copy ``model``'s current weights into the engine now (no disk round trip)."""
-        weights = [(name, tensor.detach())
-                   for name, tensor in _unwrap(model).state_dict().items()]
+        model = _unwrap(model)
+        # a LoRA policy: the base weights with the adapters' current delta merged in
+        weights = list(lora.merged_weights(model)) if lora.is_lora(model) else [
+            (name, tensor.detach()) for name, tensor in model.state_dict().items()]
         self._wake(tags=("weights",))
         if self.in_process:
             # the worker's in-place reload: loads checkpoint-format tensors layer by layer,

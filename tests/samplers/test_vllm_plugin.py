@@ -5,6 +5,7 @@ import sys
 from types import ModuleType, SimpleNamespace
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from r1kit.config.schema import ConfigError
@@ -197,3 +198,30 @@ def test_sampled_logprobs_reads_flat_and_dict_layouts():
               {6: SimpleNamespace(logprob=-0.2)}]
     assert vllm_plugin._sampled_logprobs(nested, [5, 6]) == [-0.1, -0.2]
     assert vllm_plugin._sampled_logprobs(None, [5]) == []
+
+
+def test_a_lora_policy_pushes_its_merged_weights_under_plain_names(fake_vllm, tmp_path):
+    from r1kit.config.schema import LoraConfig, ModelConfig, TinyModelConfig
+    from r1kit.models import lora
+    from r1kit.models.loading import load_model, model_source
+
+    model_cfg = ModelConfig(tiny=TinyModelConfig(hidden_size=64, num_layers=1, num_heads=2,
+                                                 intermediate_size=64, max_position_embeddings=64))
+    base_dir = model_source(model_cfg, tmp_path)
+    model_cfg.lora = LoraConfig(rank=2)
+    policy = load_model(base_dir, model_cfg)
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if "lora_B" in name:
+                param.fill_(0.01)
+    sampler = vllm_plugin.vllm_sampler(policy, SimpleNamespace(eos_token_id=1), plugin_options(
+        "sampler", "vllm", max_new_tokens=4))
+    pushed = {}
+    sampler.llm.collective_rpc = lambda method, kwargs=None, **_: pushed.update(
+        kwargs["weights_iterator"])
+    sampler.load_weights(policy)
+    expected = {n: t.clone() for n, t in lora.merged_weights(policy)}
+    merged = lora.export(policy).state_dict()
+    assert pushed.keys() == merged.keys() == expected.keys()  # what the engine's model names
+    for name, tensor in pushed.items():
+        torch.testing.assert_close(tensor, merged[name], msg=name)

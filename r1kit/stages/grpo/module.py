@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from r1kit.models import lora
 from r1kit.models.attention import auto_attention
 from r1kit.run.errors import RunStopped
 from r1kit.samplers.base import sampler_capabilities
@@ -175,7 +176,13 @@ class GRPOModule(PolicyTrainingModule):
     def _reference_logprobs(self, batch, rollout):
         if rollout.reference_logprobs is not None:  # computed while the rewards were scored
             return padded_reference(rollout.reference_logprobs, batch.mask)
-        return self._logprobs(self.reference, batch)
+        return self._reference_pass(batch)
+
+    def _reference_pass(self, batch):
+        if self.reference is not None:
+            return self._logprobs(self.reference, batch)
+        with lora.reference_pass(self.policy):  # LoRA: the base weights, adapters off
+            return self._logprobs(self.policy, batch)
 
     def _update(self, batch) -> dict:
         """One optimizer step over the whole rollout (``None``: this rank has none)."""
@@ -195,7 +202,7 @@ class GRPOModule(PolicyTrainingModule):
         rewards are scored in other threads (the reference does not depend on them); filters
         then keep the rows of the groups they keep."""
         # kept on the CPU like the rest of the rollout, which is pickled to rank 0 for samples
-        full = self._logprobs(self.reference, self._layout(rollout)).cpu()
+        full = self._reference_pass(self._layout(rollout)).cpu()
         rollout.reference_logprobs = [full[i, :len(c)]
                                       for i, c in enumerate(rollout.completion_ids)]
 

@@ -10,9 +10,10 @@ from r1kit.stages.grpo.module import GRPOModule
 
 
 def _module(cfg, ctx, parts, stream, evaluator) -> GRPOModule:
-    # the frozen reference is the model the stage starts from; β = 0 needs none
-    reference = load_model(ctx.model_source, cfg.model, trainable=False) if cfg.algo.beta > 0 \
-        else None
+    # the frozen reference is the model the stage starts from; β = 0 needs none, and a LoRA
+    # policy is its own reference with the adapters off (no second copy of the weights)
+    reference = load_model(ctx.model_source, cfg.model, trainable=False) \
+        if cfg.algo.beta > 0 and cfg.model.lora.rank == 0 else None
     return GRPOModule(
         policy=parts.policy, reference=reference, tokenizer=parts.tokenizer,
         collector=parts.collector, stream=stream, advantage=build_advantage(cfg, ctx.registry),
