@@ -105,6 +105,10 @@ class AlgoConfig:
     # and gradient are exactly 0 (same update, less work); per-token statistics (entropy, clip
     # fractions) then describe the computed groups only.
     skip_zero_advantage: bool = True
+    #: Pipelined (one-step off-policy) rollouts: step k+1's completions are sampled while step k
+    #: trains, from the weights of the end of step k-1 (one step stale); π_old is the sampling
+    #: policy's own log-probs. The hf sampler then samples from a copy of the weights.
+    async_rollouts: bool = False
 
     def __post_init__(self) -> None:
         _check(0 < self.epsilon < 1, "algo.epsilon", f"must be in (0, 1), got {self.epsilon}")

@@ -43,6 +43,9 @@ class SamplerCapabilities:
     #: ``min(π_old / π_sampler, importance_cap)`` per token).
     importance_correction: str = "none"
     importance_cap: float = 2.0
+    #: It generates with the training policy's own tensors (no weights of its own): pipelined
+    #: rollouts (``algo.async_rollouts``) then give a second instance a copy of the weights.
+    samples_policy_in_place: bool = False
 
 
 @runtime_checkable

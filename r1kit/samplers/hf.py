@@ -38,7 +38,12 @@ class HFSampler:
         #: Set by a trainer that can use them (GRPO with μ > 1, for π_old): report each sampled
         #: token's log-prob. Only the fast decoding loop has them; ``generate`` does not.
         self.report_logprobs = False
-        self.capabilities = SamplerCapabilities(exact_logprobs=True)
+        #: The random source of its draws (None: torch's global one). A sampler that runs in
+        #: a thread beside training (pipelined rollouts) gets its own, so that its draws and
+        #: the training thread's never interleave.
+        self.generator: torch.Generator | None = None
+        self.capabilities = SamplerCapabilities(exact_logprobs=True,
+                                                samples_policy_in_place=True)
 
     def request_logprobs(self, wanted: bool) -> None:
         self.report_logprobs = wanted
@@ -90,7 +95,8 @@ class HFSampler:
             new = kv_decode.sample(
                 self.model, input_ids, attention, max_new_tokens=budget, greedy=greedy,
                 temperature=self.temperature, top_p=self.top_p, eos_token_id=eos,
-                pad_token_id=pad, return_logprobs=self.report_logprobs)
+                pad_token_id=pad, return_logprobs=self.report_logprobs,
+                generator=self.generator)
             if self.report_logprobs:
                 new, new_logprobs = new[0], new[1].tolist()
             new = new.tolist()

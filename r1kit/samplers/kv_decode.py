@@ -231,7 +231,8 @@ def _top_p(scores, top_p: float):
 @torch.no_grad()
 def sample(model, input_ids, attention_mask, *, max_new_tokens: int, greedy: bool,
            temperature: float = 1.0, top_p: float = 1.0, eos_token_id: int | None,
-           pad_token_id: int, return_logprobs: bool = False):
+           pad_token_id: int, return_logprobs: bool = False,
+           generator: torch.Generator | None = None):
     """``(B, n)`` new tokens after the left-padded prompts ``input_ids`` (n ≤ max_new_tokens;
     rows that finished early are padded with ``pad_token_id`` after their EOS).
 
@@ -243,6 +244,7 @@ def sample(model, input_ids, attention_mask, *, max_new_tokens: int, greedy: boo
     Two savings over ``generate``, neither of which changes what is sampled: identical prompts
     (the G samples of a group) are prefilled once and their cache copied, and rows that have
     emitted EOS are dropped from the batch (``generate`` keeps decoding them as padding).
+    ``generator``: the draws' random source (default: torch's global one).
     """
     # Under autocast (mixed precision) the weights are cast once here and autocast is
     # switched off for the loop, which would otherwise re-cast every weight at every step.
@@ -253,11 +255,11 @@ def sample(model, input_ids, attention_mask, *, max_new_tokens: int, greedy: boo
         return _sample(w, input_ids, attention_mask, max_new_tokens=max_new_tokens,
                        greedy=greedy, temperature=temperature, top_p=top_p,
                        eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-                       return_logprobs=return_logprobs)
+                       return_logprobs=return_logprobs, generator=generator)
 
 
 def _sample(w, input_ids, attention_mask, *, max_new_tokens, greedy, temperature, top_p,
-            eos_token_id, pad_token_id, return_logprobs):
+            eos_token_id, pad_token_id, return_logprobs, generator):
     batch, width = input_ids.shape
     device, dtype = input_ids.device, w.embed.dtype
     capacity = width + max_new_tokens
@@ -298,7 +300,8 @@ def _sample(w, input_ids, attention_mask, *, max_new_tokens, greedy, temperature
         else:
             if top_p < 1.0:
                 scores = _top_p(scores, top_p)
-            tokens = torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(1)
+            tokens = torch.multinomial(scores.softmax(dim=-1), num_samples=1,
+                                       generator=generator).squeeze(1)
         if out_logprobs is not None:
             if greedy and temperature != 1.0:
                 scaled = scaled / temperature

@@ -119,8 +119,13 @@ BEHAVIOUR_SOURCE = {
 }
 
 
-def behaviour_source(iterations: int, sampler_logprobs: str) -> str:
-    """Where π_old comes from for ``iterations`` (μ) updates per rollout (``BEHAVIOUR_SOURCE``)."""
+def behaviour_source(iterations: int, sampler_logprobs: str, *, pipelined: bool = False) -> str:
+    """Where π_old comes from for ``iterations`` (μ) updates per rollout (``BEHAVIOUR_SOURCE``).
+    A pipelined rollout was sampled from older weights than the policy's: its π_old is the
+    sampler's own log-probs whatever μ (the policy's would make the first ratio 1 where it is
+    not)."""
+    if pipelined and sampler_logprobs != "none":
+        return "sampler"
     return BEHAVIOUR_SOURCE[(iterations > 1, sampler_logprobs)]
 
 

@@ -27,7 +27,8 @@ from r1kit.models.attention import auto_attention
 from r1kit.run.errors import RunStopped
 from r1kit.samplers.base import sampler_capabilities
 from r1kit.stages.module_common import (Backprop, PolicyTrainingModule, gather_objects,
-                                   log_step_metrics, nanmean, reduce_metrics)
+                                        log_step_metrics, nanmean, rank_state, reduce_metrics,
+                                        save_rank_states)
 from r1kit.stages.grpo.batch import (active_rows, batch_logprobs, behaviour_source,
                                        correction_weights, engine_mismatch, padded_reference,
                                        sampler_logprobs_kind, sampler_logprobs_tensor,
@@ -76,7 +77,7 @@ MIXED_PRECISION_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float1
 
 class GRPOModule(PolicyTrainingModule):
     def __init__(self, *, policy, reference, tokenizer, collector, stream, advantage, cfg,
-                 evaluator=None, sample_writer=None, hooks=None):
+                 evaluator=None, sample_writer=None, hooks=None, pipelined=None):
         super().__init__(policy=policy, stream=stream, optim_cfg=cfg.optim)
         # The reference is frozen and rebuilt from the initial weights on resume, so it is kept
         # out of the module tree: not in checkpoints, not wrapped by DDP/FSDP/DeepSpeed (every
@@ -93,6 +94,8 @@ class GRPOModule(PolicyTrainingModule):
         self.capabilities = sampler_capabilities(collector.sampler)
         if self.algo.iterations > 1 and self.capabilities.exact_logprobs:
             collector.sampler.request_logprobs(True)  # π_old without a forward pass
+        #: ``algo.async_rollouts``: the next step's rollout is sampled while this one trains
+        self.pipelined = pipelined
 
     @property
     def reference(self):
@@ -101,9 +104,7 @@ class GRPOModule(PolicyTrainingModule):
     # ------------------------------------------------------------------ the step, top to bottom
     def training_step(self, batch, batch_idx):
         started = time.perf_counter()
-        rollout, stats = self.collector.collect(  # 1-3. sample → reward → filter
-            self.stream, self.batch_size, self.algo.group_size, self.algo.max_refill_rounds,
-            while_scoring=self._reference_while_scoring if self.algo.beta > 0 else None)
+        rollout, stats = self._collect()  # 1-3. sample → reward → filter
         stats["time/sample_s"] = time.perf_counter() - started
         if self._skip_step(rollout, stats):
             return None
@@ -114,10 +115,28 @@ class GRPOModule(PolicyTrainingModule):
         updates = [self._update(policy_batch) for _ in range(self.algo.iterations)]  # 6.
         metrics = {**combine_updates(updates), **stats, **mismatch,  # 7.
                    **self._rollout_metrics(rollout, advantages, time.perf_counter() - started)}
-        self.collector.sampler.sync_weights(self.policy)
+        if self.pipelined is None:  # pipelined: synced before each launch instead
+            self.collector.sampler.sync_weights(self.policy)
         self._after_step(rollout, advantages, metrics)
         return None
 
+    def _collect(self):
+        args = (self.stream, self.batch_size, self.algo.group_size, self.algo.max_refill_rounds)
+        if self.pipelined is None:
+            return self.collector.collect(
+                *args, while_scoring=self._reference_while_scoring if self.algo.beta > 0 else None)
+        # no rollout for a step that will not run (each step makes μ optimizer steps)
+        max_steps = self.trainer.max_steps
+        last = max_steps is not None and max_steps >= 0 and \
+            self.global_step + self.algo.iterations >= max_steps
+        rollout, stats = self.pipelined.next(self.policy, *args, launch=not last)
+        if rollout is not None and rollout.sampler_logprobs is None:
+            raise RuntimeError(
+                "algo.async_rollouts: the sampler reported no log-probs, and a pipelined "
+                "rollout's π_old must be its sampling policy's own (the hf sampler has them on "
+                "its fast path: Qwen2/Qwen3/Llama models with sampler.fast_decode=true, not "
+                "LoRA-wrapped; vllm always); use such a sampler or algo.async_rollouts=false")
+        return rollout, stats
     def _skip_step(self, rollout, stats) -> bool:
         """Ranks must step together: the step is skipped (and logged as such) only when no
         rank has a group left; too many in a row stop the run (``NothingToLearnError``)."""
@@ -163,7 +182,8 @@ class GRPOModule(PolicyTrainingModule):
 
     def _behaviour_logprobs(self, batch, kind: str, sampled):
         """log π_old, from where ``behaviour_source`` says (None: the update's own, detached)."""
-        source = behaviour_source(self.algo.iterations, kind)
+        source = behaviour_source(self.algo.iterations, kind,
+                                  pipelined=self.pipelined is not None)
         if source == "current":
             return None
         if source == "sampler":
@@ -240,6 +260,8 @@ class GRPOModule(PolicyTrainingModule):
         metrics = reduce_metrics(metrics)  # the same values on every rank from here on
         evaluator = self.evaluator
         if evaluator is not None and evaluator.every > 0 and step % evaluator.every == 0:
+            if self.pipelined is not None:  # the eval's sampler may be the background one's
+                self.pipelined.drain()
             metrics.update(evaluator.run(step))  # summed over ranks already
         if self.hooks is not None:
             self.hooks.r1kit_on_train_step_end(metrics=metrics, step=step)
@@ -261,6 +283,28 @@ class GRPOModule(PolicyTrainingModule):
             self.sample_writer.write(step, part.replace(group_ids=part.group_ids + offset),
                                      part_advantages)
             offset += int(part.group_ids.max()) + 1
+
+    def on_save_checkpoint(self, checkpoint) -> None:
+        # the rollout in flight first: the stream position and RNG states saved next are
+        # those after it, and it is stored, so a resumed run trains on it as this one will
+        inflight = self.pipelined.state_dict() if self.pipelined is not None else None
+        super().on_save_checkpoint(checkpoint)
+        if self.pipelined is not None:
+            save_rank_states(checkpoint, "r1kit_inflight",
+                             {"world_size": self.trainer.world_size, "state": inflight})
+
+    def on_load_checkpoint(self, checkpoint) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if self.pipelined is not None:
+            saved = rank_state(checkpoint, "r1kit_inflight", self.global_rank,
+                               self.trainer.world_size)
+            # another number of ranks splits the prompts differently: sample afresh
+            same = saved is not None and saved["world_size"] == self.trainer.world_size
+            self.pipelined.load_state_dict(saved["state"] if same else None)
+
+    def on_fit_end(self) -> None:
+        if self.pipelined is not None:
+            self.pipelined.close()
 
     def on_fit_start(self) -> None:
         # The reference follows the strategy as far as a frozen, unwrapped model can: on this
