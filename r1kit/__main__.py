@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "score": "r1kit.cli.score",
     "plugins": "r1kit.cli.plugins",
+    "compare": "r1kit.cli.compare",
 }
 
 

@@ -25,6 +25,7 @@ from r1kit.config.schema import ConfigError
 from r1kit.config.validate import plugin_options
 from r1kit.data.jsonl import read_jsonl
 from r1kit.data.loading import render_prompt
+from r1kit.run.progress import Progress
 
 
 def in_context(rows: list[dict], template: str | None) -> list[dict]:
@@ -46,6 +47,8 @@ class ScoreConfig:
     template: Optional[str] = None
     #: a data preset (``+data=math``), whose ``template`` is used when ``template`` is unset
     data: Any = None
+    #: report rows scored, rate and ETA on stderr (one line per 10% when not a terminal)
+    progress: bool = True
 
 
 ConfigStore.instance().store(name="r1kit_score_schema", node=ScoreConfig)
@@ -67,7 +70,8 @@ def score_file(cfg: DictConfig, registry) -> int:
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with tmp.open("w", encoding="utf-8") as handle, Progress(
+            len(rows), label="r1kit score", unit="rows", enabled=cfg.progress) as progress:
         for start in range(0, len(rows), cfg.chunk_size):
             chunk = rows[start:start + cfg.chunk_size]
             scores = compute_rewards(specs, [r["completion"] for r in chunk],
@@ -77,6 +81,7 @@ def score_file(cfg: DictConfig, registry) -> int:
                 row["rewards"] = {name: values[i] for name, values in scores.parts.items()}
                 row["reward"] = scores.total[i]
                 handle.write(json.dumps(row) + "\n")
+            progress.advance(len(chunk))
     tmp.replace(out)  # a crash never leaves a half-written output
     return len(rows)
 

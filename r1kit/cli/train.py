@@ -1,6 +1,8 @@
 """``python -m r1kit [overrides]``: compose the config, validate it, run the pipeline."""
 
+import shlex
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -15,10 +17,30 @@ def _run(cfg: DictConfig):
     from r1kit.plugin.manager import get_registry
 
     follow_hydra_run_dir(cfg)
+    name_sweep_group(cfg)
     plan = validate(cfg, get_registry())  # before any model or data loads
     from r1kit.pipeline.runner import run_pipeline  # heavy imports only after validation
 
-    return run_pipeline(plan)
+    return run_pipeline(plan, command=launch_command())
+
+
+def launch_command() -> str:
+    """The command that reruns this run (one job of a sweep: that job alone)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = HydraConfig.get().overrides.task
+    return " ".join(["python -m r1kit", *map(shlex.quote, overrides)])
+
+
+def name_sweep_group(cfg: DictConfig) -> None:
+    """In a sweep, ``logger.group`` (unless given) is the sweep's name, so the trackers put
+    every job of the sweep together; a single run's default is its run directory's name."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN and cfg.logger.group is None:
+        cfg.logger.group = Path(str(hydra_cfg.sweep.dir)).name
 
 
 def main() -> None:

@@ -192,19 +192,80 @@ class FilterCommon:
     """Filters share no field: a filter's node holds its own options only."""
 
 
+#: Experiment trackers a run can log to besides the CSV (``logger.backends``).
+LOGGER_BACKENDS = ("wandb", "tensorboard", "mlflow")
+
+
+@dataclass
+class WandbConfig:
+    #: online | offline | disabled; offline needs no account (``wandb sync`` uploads later).
+    mode: str = "offline"
+    entity: Optional[str] = None  # team or user (null: the account's default)
+
+    def __post_init__(self) -> None:
+        _check(self.mode in ("online", "offline", "disabled"), "logger.wandb.mode",
+               f"must be online, offline or disabled, got {self.mode!r}")
+
+
+@dataclass
+class MlflowConfig:
+    #: Where runs go (``http://server:5000``, ``sqlite:///mlflow.db``, ``file:/path``); null:
+    #: $MLFLOW_TRACKING_URI, else a local file store ``./mlruns`` (``mlflow ui`` reads it).
+    tracking_uri: Optional[str] = None
+
+
 @dataclass
 class LoggerConfig:
-    #: csv is always written; wandb adds Weights & Biases (offline works without a key).
-    wandb: bool = False
-    project: str = "r1kit"
-    mode: str = "offline"  # wandb mode: online | offline | disabled
-    samples_every: int = 10  # write a samples JSONL every N steps
+    #: Trackers besides the CSV, which is always written (r1kit reads it back): any of
+    #: wandb, tensorboard, mlflow. ``logger=wandb`` etc. select one; list several here.
+    backends: list[str] = field(default_factory=list)
+    project: str = "r1kit"  # the W&B project, the MLflow experiment
+    #: Runs logged together (W&B group, MLflow tag r1kit.group); null: the sweep's name for
+    #: the jobs of a sweep, else the run directory's name (one pipeline's stages together).
+    group: Optional[str] = None
+    samples_every: int = 10  # sampled completions (JSONL, tracker tables) every N steps
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+    def __post_init__(self) -> None:
+        for name in self.backends:
+            _check(name == "csv" or name in LOGGER_BACKENDS, "logger.backends",
+                   f"unknown backend {name!r}; valid: {', '.join(LOGGER_BACKENDS)} "
+                   "(the CSV is always written)")
+        _check(len(set(self.backends)) == len(self.backends), "logger.backends",
+               f"lists a backend twice: {self.backends}")
+        _check(self.samples_every >= 0, "logger.samples_every", "must be >= 0 (0: never)")
 
 
 @dataclass
 class EvalConfig:
     every: int = 50  # evaluate the held-out set every N optimizer steps (0 = never)
     k: int = 4  # samples per prompt for avg@k / maj@k
+    #: Held-out prompts per generation call (bounds memory; the eval stage reports progress
+    #: after each); 0: all of a rank's prompts at once.
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 0, "eval.batch_size", f"must be >= 0, got {self.batch_size}")
+
+
+@dataclass
+class HubConfig:
+    """Push the pipeline's final model (with its model card) to the Hugging Face Hub. The
+    token comes from $HF_TOKEN or ``hf auth login``, never from the config."""
+
+    push: bool = False
+    repo_id: Optional[str] = None  # namespace/name
+    private: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.push:
+            return
+        _check(self.repo_id is not None, "hub.repo_id",
+               "required with hub.push=true (e.g. hub.repo_id=my-org/my-r1-model)")
+        parts = self.repo_id.split("/")
+        _check(len(parts) == 2 and all(parts), "hub.repo_id",
+               f"must be namespace/name, got {self.repo_id!r}")
 
 
 @dataclass
@@ -257,6 +318,7 @@ class RootConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     rejection: RejectionConfig = field(default_factory=RejectionConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     # Plugin groups: composed as plain nodes, then validated into each plugin's typed options
     # (``r1kit.config.options.options_class``): one instance for a single-select group, a

@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from r1kit.config import schema
 from r1kit.config.options import options_class, typed
 from r1kit.config.schema import ConfigError, RootConfig, StageConfig, StageInfo
+from r1kit.config.requirements import check_requirements
 from r1kit.config.store import PLUGIN_GROUPS, option_defaults, schema_fields
 from r1kit.plugin.registry import Registry, UnknownPluginError
 from r1kit.stages import STAGE_MODULES
@@ -28,6 +29,7 @@ FIXED_GROUPS = {
     "logger": schema.LoggerConfig,
     "eval": schema.EvalConfig,
     "rejection": schema.RejectionConfig,
+    "hub": schema.HubConfig,
 }
 STAGE_KINDS = tuple(STAGE_MODULES)
 
@@ -260,6 +262,7 @@ def validate(cfg: DictConfig, registry: Registry) -> RunPlan:
     root = validate_stage(cfg, registry)
     if not root.pipeline.stages:
         raise ConfigError("pipeline.stages: no stage to run")
+    check_requirements(root)  # what the trackers and the hub push need, before any model loads
     stages = []
     for name, stage in root.pipeline.stages.items():
         key = f"pipeline.stages.{name}"

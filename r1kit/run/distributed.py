@@ -64,6 +64,14 @@ class Ranks:
         dist.broadcast_object_list(box, src=0, group=self.group)
         return box[0]
 
+    def gather(self, obj) -> list:
+        """Every rank's ``obj`` (any picklable value), in rank order, on every rank."""
+        if self.group is None:
+            return [obj]
+        out = [None] * self.world_size
+        dist.all_gather_object(out, obj, group=self.group)
+        return out
+
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The element-wise sum of ``tensor`` over ranks, as a float64 CPU tensor."""
         total = tensor.detach().to("cpu", torch.float64).clone()

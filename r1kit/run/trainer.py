@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import warnings
-import os
 from pathlib import Path
 
 import lightning as L
@@ -12,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from r1kit.run.loggers import build_loggers, log_stage_record
 from r1kit.run.ranks import is_global_zero
 
 
@@ -31,20 +31,12 @@ def _precision(value):
 def build_trainer(cfg, stage_dir: Path, extra_callbacks=()) -> L.Trainer:
     args = dict(cfg.trainer)
     args["precision"] = _precision(args.get("precision"))
-    # every row reaches disk at once (a killed run keeps its metrics up to its last step)
-    csv_logger = CSVLogger(save_dir=str(stage_dir), name="", version="",
-                           flush_logs_every_n_steps=1)
-    loggers = [csv_logger]
-    if cfg.logger.wandb:
-        from lightning.pytorch.loggers import WandbLogger
-
-        loggers.append(WandbLogger(project=cfg.logger.project, save_dir=str(stage_dir),
-                                   mode=cfg.logger.mode, name=stage_dir.name,
-                                   id=_wandb_id(stage_dir), resume="allow"))
+    loggers = build_loggers(cfg, stage_dir)  # the CSV first, then logger.backends (rank 0)
+    log_stage_record(loggers, cfg, stage_dir)
     checkpoint = ModelCheckpoint(dirpath=str(stage_dir / "checkpoints"), save_last=True,
                                  save_top_k=0, every_n_train_steps=cfg.checkpoint_every)
     return L.Trainer(default_root_dir=str(stage_dir), logger=loggers,
-                     callbacks=[checkpoint, _KeepMetricsOnResume(csv_logger, stage_dir),
+                     callbacks=[checkpoint, _KeepMetricsOnResume(loggers[0], stage_dir),
                                 *extra_callbacks],
                      deterministic=bool(cfg.deterministic) or None,
                      enable_model_summary=False, num_sanity_val_steps=0,
@@ -76,20 +68,6 @@ class _KeepMetricsOnResume(Callback):
         writer = self.logger.experiment
         writer.metrics[:0] = kept
         writer.save()
-
-
-def _wandb_id(stage_dir: Path) -> str:
-    # A stable id per stage directory, so a resumed run continues the same wandb run. Only
-    # rank 0 logs to wandb; other ranks must not race it to create (or overwrite) the file.
-    path = stage_dir / "wandb_id.txt"
-    if not path.exists() and is_global_zero():
-        import uuid
-
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(uuid.uuid4().hex[:12])
-        os.replace(tmp, path)
-    return path.read_text().strip() if path.exists() else "r1kit-not-rank-zero"
 
 
 def resume_checkpoint(stage_dir: Path) -> str | None:

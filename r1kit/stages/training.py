@@ -12,6 +12,8 @@ from r1kit.data.stream import PromptStream
 from r1kit.stages.eval.evaluation import Evaluator
 from r1kit.stages.parts import build_parts
 from r1kit.run.distributed import sum_over_ranks
+from r1kit.run.loggers import close_loggers
+from r1kit.run.progress import Progress, progress_enabled
 from r1kit.run.trainer import build_trainer, resume_checkpoint
 
 
@@ -35,10 +37,17 @@ def run_training_stage(cfg, ctx, stage: TrainingStage) -> dict:
                           world_size=trainer.world_size)
     val_rows = parts.val_rows[trainer.global_rank::trainer.world_size]
     evaluator = Evaluator(parts.collector, val_rows, every=cfg.eval.every, k=cfg.eval.k,
-                          reduce=sum_over_ranks)
+                          reduce=sum_over_ranks, batch_size=cfg.eval.batch_size)
     module = stage.module(cfg, ctx, parts, stream, evaluator)
     trainer.fit(module, ckpt_path=resume_checkpoint(ctx.stage_dir))
     # every rank evaluates its share of the held-out set; the manifest gets the whole set's
-    final = Evaluator(parts.collector, val_rows, every=1, k=cfg.eval.k,
-                      reduce=sum_over_ranks).run()
-    return ctx.save_model(trainer, parts.policy, parts.tokenizer, metrics=final)
+    share = f" (rank 0's share of {trainer.world_size} ranks)" if trainer.world_size > 1 else ""
+    with Progress(len(val_rows), label=f"r1kit {ctx.name} final eval{share}",
+                  unit="held-out rows", enabled=progress_enabled(
+                      cfg.trainer, is_global_zero=trainer.is_global_zero)) as progress:
+        final = Evaluator(parts.collector, val_rows, every=1, k=cfg.eval.k,
+                          reduce=sum_over_ranks, batch_size=cfg.eval.batch_size,
+                          progress=progress).run()
+    outputs = ctx.save_model(trainer, parts.policy, parts.tokenizer, metrics=final)
+    close_loggers(trainer.loggers)  # the next stage opens its own tracker runs
+    return outputs

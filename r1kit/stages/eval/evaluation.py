@@ -12,6 +12,7 @@ from collections import Counter
 import torch
 
 from r1kit.rewards.answer import extract_answer
+from r1kit.run.samples import sample_rows
 
 
 def _finite_sum(values: torch.Tensor) -> tuple[float, int]:
@@ -24,11 +25,18 @@ def _finite_sum(values: torch.Tensor) -> tuple[float, int]:
 class Evaluator:
     """``reduce(tensor) -> tensor``: the element-wise sum over ranks (``Ranks.sum``, say), when
     each rank holds its own ``rows``; every rank must then call :meth:`run`, rows or none. Left
-    out, the metrics are those of this process's rows."""
+    out, the metrics are those of this process's rows.
 
-    def __init__(self, collector, rows: list[dict], *, every: int, k: int, reduce=None):
+    The rows are sampled ``batch_size`` at a time (0: all at once), which bounds memory, and
+    ``progress`` (an ``r1kit.run.progress.Progress`` over the rows) advances after each batch.
+    With ``keep_samples`` the greedy completions of the last run stay in ``samples`` (one dict
+    per row: prompt, completion, answer, rewards, reward, truncated)."""
+
+    def __init__(self, collector, rows: list[dict], *, every: int, k: int, reduce=None,
+                 batch_size: int = 0, progress=None, keep_samples: bool = False):
         self.collector, self.rows, self.every, self.k = collector, rows, every, k
-        self.reduce = reduce
+        self.reduce, self.batch_size, self.progress = reduce, batch_size, progress
+        self.keep_samples, self.samples = keep_samples, []
 
     def metric_names(self) -> list[str]:
         """The same on every rank (from the config, not from the rows a rank holds)."""
@@ -51,19 +59,43 @@ class Evaluator:
 
     def _sums(self, names: list[str]) -> torch.Tensor:
         """(len(names), 2) float64: each metric's sum and count over this process's rows."""
+        totals = torch.zeros(len(names), 2, dtype=torch.float64)
+        self.samples = []
+        size = self.batch_size or max(len(self.rows), 1)
+        for start in range(0, len(self.rows), size):
+            batch = self.rows[start:start + size]
+            totals += self._batch_sums(names, batch)
+            if self.progress is not None:
+                self.progress.advance(len(batch))
+        return totals
+
+    def _batch_sums(self, names: list[str], rows: list[dict]) -> torch.Tensor:
         out = dict.fromkeys(names, (0.0, 0))
-        if self.rows:
-            greedy = self.collector.sample(self.rows, 1, greedy=True)
-            # a plain mean, as before: a NaN total reward shows up rather than being dropped
-            out["val/reward"] = (float(greedy.rewards.double().sum()), len(greedy.rewards))
-            for name, values in greedy.reward_parts.items():
-                out[f"val/{name}"] = _finite_sum(values)
-            if f"val/maj@{self.k}" in out:
-                sampled = self.collector.sample(self.rows, self.k)
-                out[f"val/avg@{self.k}"] = _finite_sum(sampled.reward_parts["accuracy"])
-                solved = _majority_solved(sampled, len(self.rows), self.k)
-                out[f"val/maj@{self.k}"] = (sum(solved), len(solved))
+        greedy = self.collector.sample(rows, 1, greedy=True)
+        # a plain mean, as before: a NaN total reward shows up rather than being dropped
+        out["val/reward"] = (float(greedy.rewards.double().sum()), len(greedy.rewards))
+        for name, values in greedy.reward_parts.items():
+            out[f"val/{name}"] = _finite_sum(values)
+        if f"val/maj@{self.k}" in out:
+            sampled = self.collector.sample(rows, self.k)
+            out[f"val/avg@{self.k}"] = _finite_sum(sampled.reward_parts["accuracy"])
+            solved = _majority_solved(sampled, len(rows), self.k)
+            out[f"val/maj@{self.k}"] = (sum(solved), len(solved))
+        if self.keep_samples:
+            self.samples += _greedy_rows(greedy)
         return torch.tensor([out[name] for name in names], dtype=torch.float64)
+
+
+def _greedy_rows(rollout) -> list[dict]:
+    """The greedy completions as sample rows, each with its row's reference ``answer`` (when
+    it has one) beside what the model answered; one completion per prompt, so no group."""
+    out = []
+    for row, example in zip(sample_rows(rollout), rollout.examples):
+        row.pop("group")
+        answer = {"answer": example["answer"]} if "answer" in example else {}
+        out.append({"prompt": row.pop("prompt"), "completion": row.pop("completion"),
+                    **answer, **row})
+    return out
 
 
 def _majority_solved(rollout, num_rows: int, k: int) -> list[float]:

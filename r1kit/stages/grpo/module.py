@@ -25,6 +25,7 @@ import torch
 from r1kit.models import lora
 from r1kit.models.attention import auto_attention
 from r1kit.run.errors import RunStopped
+from r1kit.run.samples import log_sample_table, sample_rows
 from r1kit.samplers.base import sampler_capabilities
 from r1kit.stages.module_common import (Backprop, PolicyTrainingModule, gather_objects,
                                         log_step_metrics, nanmean, rank_state, reduce_metrics,
@@ -272,17 +273,19 @@ class GRPOModule(PolicyTrainingModule):
             self._write_samples(step, rollout, advantages)
 
     def _write_samples(self, step, rollout, advantages) -> None:
-        """Rank 0 writes every rank's completions; group ids are made unique over ranks."""
+        """Rank 0 writes every rank's completions (to samples.jsonl and as the trackers'
+        ``samples`` table); group ids are made unique over ranks."""
         parts = gather_objects((rollout, advantages))
         if not self.trainer.is_global_zero:
             return
-        offset = 0
+        rows, offset = [], 0
         for part, part_advantages in parts:
             if part is None:
                 continue
-            self.sample_writer.write(step, part.replace(group_ids=part.group_ids + offset),
-                                     part_advantages)
+            rows += sample_rows(part, part_advantages, step=step, group_offset=offset)
             offset += int(part.group_ids.max()) + 1
+        self.sample_writer.write(rows)
+        log_sample_table(self.loggers, "samples", rows, step)
 
     def on_save_checkpoint(self, checkpoint) -> None:
         # the rollout in flight first: the stream position and RNG states saved next are

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from r1kit.data.loading import load_rows
 from r1kit.data.response import full_response
 from r1kit.stages.parts import build_parts
 from r1kit.run.distributed import join_ranks
+from r1kit.run.progress import Progress, progress_enabled
 
 
 def _rows_of(rollout) -> list[dict]:
@@ -68,10 +70,29 @@ def _unfinished(shard_dir: Path, shards: list[Path]) -> list[int]:
     return [i for i, shard in enumerate(shards) if not shard.exists()]
 
 
-def _sample_shard(cfg, parts, prompts, shard_dir: Path, index: int, ranks) -> None:
+def _shard_prompts(prompts: list, index: int, shard_size: int) -> list:
+    return prompts[index * shard_size:(index + 1) * shard_size]
+
+
+def _progress(cfg, ctx, ranks, prompts, pending: list[int], num_shards: int) -> Progress:
+    """Rank 0's progress over its own shards (the shards are dealt out evenly, so its share
+    tells how far the whole job is); a resumed stage counts only what is left."""
+    enabled = progress_enabled(cfg.trainer, is_global_zero=ranks.is_global_zero)
+    if enabled and len(pending) < num_shards:
+        print(f"r1kit {ctx.name}: resuming, {num_shards - len(pending)} of {num_shards} "
+              "shards already written", file=sys.stderr, flush=True)
+    mine = pending[ranks.rank::ranks.world_size]
+    label = f"r1kit {ctx.name}"
+    if ranks.world_size > 1:
+        label += f" (rank 0's share of {ranks.world_size} ranks)"
+    total = sum(len(_shard_prompts(prompts, i, cfg.rejection.shard_size)) for i in mine)
+    return Progress(total, label=label, unit="prompts", counters=("kept",), enabled=enabled)
+
+
+def _sample_shard(cfg, parts, prompts, shard_dir: Path, index: int, ranks) -> int:
     rs = cfg.rejection
     start = index * rs.shard_size
-    rows = prompts[start:start + rs.shard_size]
+    rows = _shard_prompts(prompts, index, rs.shard_size)
     # a shard's samples depend on its prompts and its number only, not on which rank (or how
     # many ranks, or which run of a resumed stage) samples it, for samplers that draw from
     # torch's RNG (``hf``; vLLM seeds its own engine)
@@ -83,6 +104,7 @@ def _sample_shard(cfg, parts, prompts, shard_dir: Path, index: int, ranks) -> No
     shard = _shard(shard_dir, index)
     _write_atomic(shard.with_suffix(".meta.json"), [json.dumps(record)], ranks.rank)
     _write_atomic(shard, _jsonl(_rows_of(rollout)), ranks.rank)
+    return len(rollout)  # the samples kept
 
 
 def _merge(cfg, ctx, shards: list[Path], sampled: int, val_rows: list[dict]) -> dict:
@@ -123,8 +145,10 @@ def run(cfg, ctx) -> dict:
     # the unfinished shards keeps the ranks equally busy on a resumed run too
     pending = ranks.on_rank_zero(lambda: _unfinished(shard_dir, shards))
     parts.policy.to(ranks.device)
-    for index in pending[ranks.rank::ranks.world_size]:
-        _sample_shard(cfg, parts, prompts, shard_dir, index, ranks)
+    with _progress(cfg, ctx, ranks, prompts, pending, len(shards)) as progress:
+        for index in pending[ranks.rank::ranks.world_size]:
+            kept = _sample_shard(cfg, parts, prompts, shard_dir, index, ranks)
+            progress.advance(len(_shard_prompts(prompts, index, rs.shard_size)), kept=kept)
     ranks.barrier()  # every shard is on disk
     # rank 0 merges; the broadcast of its result holds the others until dataset.jsonl exists,
     # and raises its error (no rows kept, say) on every rank
