@@ -152,10 +152,19 @@ def _differing(runs: list[Run]) -> list[str]:
     keys = [k for k in keys if not _ignored(k) and k != SEED
             and len({json.dumps(run.config.get(k), sort_keys=True) for run in runs}) > 1]
     # a plugin or preset switch (algo.name, data.name) names itself: "algo=dapo" rather than
-    # every option that came with it
+    # every option that came with it; an option is kept if it also varies between runs of
+    # the same choice (two dapo runs with different epsilons)
     named = {k[:-len(".name")] for k in keys if k.endswith(".name")}
-    keys = [k for k in keys if k.endswith(".name") or k.rsplit(".", 1)[0] not in named]
-    return keys
+
+    def varies_within(key: str) -> bool:
+        choice = key.rsplit(".", 1)[0] + ".name"
+        seen: dict = {}
+        for run in runs:
+            seen.setdefault(run.config.get(choice), set()).add(json.dumps(run.config.get(key)))
+        return any(len(values) > 1 for values in seen.values())
+
+    return [k for k in keys if k.endswith(".name") or k.rsplit(".", 1)[0] not in named
+            or varies_within(k)]
 
 
 def group_lines(runs: list[Run]) -> list[Line]:
@@ -270,7 +279,9 @@ def format_table(rows: list[dict]) -> str:
                and any(row.get(c) is not None for row in rows)]
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    def line(values) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+
     return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
 
 
