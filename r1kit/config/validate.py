@@ -105,6 +105,21 @@ def _check_trainer(trainer: dict) -> None:
     for name in trainer:
         if name not in valid:
             raise ConfigError(f"trainer.{name}: not an argument of lightning.Trainer")
+    _check_sharding_device(trainer)
+
+
+def _check_sharding_device(trainer: dict) -> None:
+    """Lightning's FSDP strategy refuses a CPU accelerator, but only once the Trainer is built,
+    after the models have loaded: say so now."""
+    import torch
+
+    strategy, accelerator = trainer.get("strategy"), trainer.get("accelerator", "auto")
+    if not (isinstance(strategy, str) and strategy.startswith("fsdp")):
+        return
+    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+        raise ConfigError(f"trainer.strategy: {strategy} shards over GPUs only (Lightning's "
+                          f"FSDP strategy refuses accelerator={accelerator} on this machine); "
+                          "use trainer.strategy=ddp on CPU")
 
 
 def _check_algo_variants(algo: schema.AlgoConfig) -> None:

@@ -29,6 +29,8 @@ CASES = [
     (["model.tiny.num_heads=8"], "head_dim"),
     (["model.attn_implementation=flash"], "model.attn_implementation"),
     (["data=jsonl", "data.path=/nonexistent/file.jsonl"], "/nonexistent/file.jsonl"),
+    (["trainer.strategy=fsdp", "trainer.accelerator=cpu"], "trainer.strategy"),
+    (["model.lora.rank=-2"], "model.lora.rank"),
 ]
 
 
