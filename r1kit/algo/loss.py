@@ -51,7 +51,8 @@ def policy_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advanta
                 epsilon_high: float | None = None, beta: float = 0.0, kl_estimator: str = "k3",
                 ratio_level: str = "token", aggregation: str = "grpo",
                 max_completion_length: int | None = None,
-                token_weights: Tensor | None = None) -> LossOutput:
+                token_weights: Tensor | None = None,
+                aggregation_weights: Tensor | None = None) -> LossOutput:
     """The clipped surrogate loss with a KL penalty (see the module docstring for the formula).
 
     :param logp: ``(N, T)`` log π_θ of the sampled tokens, with gradient.
@@ -72,6 +73,9 @@ def policy_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advanta
         ``max_completion_length``).
     :param token_weights: optional ``(N, T)`` per-token weights on the surrogate (no gradient),
         e.g. truncated importance weights correcting a sampler/trainer mismatch.
+    :param aggregation_weights: optional ``(N, T)`` weights of ``aggregation`` computed over a
+        larger batch these rows are part of (``Aggregation.weights``): the loss is then these
+        rows' share of that batch's, so micro-batches of any rows sum to the batch's loss.
     :raises ValueError: on an unknown variant name, a negative ε, β ≠ 0 without ``ref_logp``.
     """
     ratio_fn = _lookup(RATIOS, ratio_level, "ratio_level")
@@ -93,12 +97,14 @@ def policy_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advanta
         # off-policy correction (e.g. truncated importance sampling for a vLLM sampler whose
         # probabilities differ slightly from the trainer's): a constant per token, no gradient
         surrogate_t = surrogate_t * token_weights.detach().to(surrogate_t.dtype)
-    surrogate = aggregate(surrogate_t, valid, group_ids, max_completion_length)
+    surrogate = aggregate(surrogate_t, valid, group_ids, max_completion_length,
+                          weights=aggregation_weights)
 
     if beta != 0:
         # Zero both sides at invalid positions so garbage there cannot reach exp().
         kl_t = kl_fn(torch.where(valid, logp, 0.0), torch.where(valid, ref_logp, 0.0))
-        kl = aggregate(kl_t, valid, group_ids, max_completion_length)
+        kl = aggregate(kl_t, valid, group_ids, max_completion_length,
+                       weights=aggregation_weights)
     else:
         kl = torch.zeros((), dtype=logp.dtype, device=logp.device)
     # Every aggregation is linear, so agg(surrogate − βD) = agg(surrogate) − β agg(D).

@@ -1,59 +1,50 @@
-"""Split a rollout into micro-batches of whole groups, and weight their losses so the summed
-gradient equals the full batch's.
+"""Split a rollout's rows into micro-batches by a token budget, and pick the rows that need
+computing at all.
 
-Each aggregation normalises by a different unit (groups, valid tokens, valid sequences); a
-micro-batch's loss is that aggregation over its own rows, so it is weighted by its share of the
-batch's units.
+A micro-batch is a set of rows whose forward/backward pass runs at once; its memory grows with
+its rows times its longest row (the padded tensors every layer holds), so that product is what
+the budget bounds. Rows are taken longest first, so neighbours have similar lengths and little
+is padding; a group's completions may land in different micro-batches: the loss weights each
+token by the whole batch's normaliser (``r1kit.algo.aggregation.Aggregation.weights``), so the
+summed gradient is the batch's whatever the split.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 
 from r1kit.algo.groups import group_index, group_sum
 
 
-def group_chunks(group_ids: torch.Tensor, max_rows: int) -> list[torch.Tensor]:
-    """Row indices of consecutive micro-batches; a group is never split (its statistics stay
-    whole), so a group larger than ``max_rows`` forms a micro-batch of its own."""
-    chunks, current, current_len = [], [], 0
-    groups = torch.unique_consecutive(group_ids.cpu(), return_counts=True)[1].tolist()
-    start = 0
-    for count in groups:
-        rows = list(range(start, start + count))
-        start += count
-        if current and current_len + count > max_rows:
-            chunks.append(current)
-            current, current_len = [], 0
-        current += rows
-        current_len += count
-    if current:
-        chunks.append(current)
-    device = group_ids.device
-    return [torch.tensor(c, dtype=torch.long, device=device) for c in chunks]
+def plan_micro_batches(lengths: Sequence[int], *, max_tokens: int | None,
+                       max_rows: int | None) -> list[list[int]]:
+    """Positions into ``lengths`` (each row's token count) as micro-batches, longest rows
+    first: each holds at most ``max_rows`` rows and, padded to its longest row, at most
+    ``max_tokens`` tokens (None: no such bound). A row longer than the budget is a micro-batch
+    of its own (a row is never split)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    for i in order:
+        current = batches[-1] if batches else None
+        # sorted longest first: the current micro-batch's first row is its longest
+        fits = current is not None \
+            and (max_rows is None or len(current) < max_rows) \
+            and (max_tokens is None or (len(current) + 1) * lengths[current[0]] <= max_tokens)
+        if fits:
+            current.append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
-def _groups(mask, group_ids):
-    valid = mask.sum(1) > 0
-    return float(torch.unique(group_ids[valid]).numel())
-
-
-def _tokens(mask, group_ids):
-    return float(mask.sum())
-
-
-def _sequences(mask, group_ids):
-    return float((mask.sum(1) > 0).sum())
-
-
-#: aggregation name -> the unit it averages over
-AGGREGATION_UNITS = {"grpo": _groups, "token_mean": _tokens, "constant": _sequences}
-
-
-def share(aggregation: str, mask, full_mask, group_ids, full_group_ids) -> float:
-    unit = AGGREGATION_UNITS[aggregation]
-    total = unit(full_mask, full_group_ids)
-    return unit(mask, group_ids) / total if total else 0.0
+def micro_batches(rows: torch.Tensor, lengths: torch.Tensor, *, max_tokens: int | None,
+                  max_rows: int | None) -> list[torch.Tensor]:
+    """``rows`` (indices) as micro-batches (``plan_micro_batches``), ``lengths`` their token
+    counts."""
+    plan = plan_micro_batches(lengths.tolist(), max_tokens=max_tokens, max_rows=max_rows)
+    return [rows[torch.tensor(batch, dtype=torch.long, device=rows.device)] for batch in plan]
 
 
 def learning_rows(advantages: torch.Tensor, mask: torch.Tensor,
@@ -64,8 +55,8 @@ def learning_rows(advantages: torch.Tensor, mask: torch.Tensor,
     gradient when its completion's advantage A is 0. A group whose valid completions all have
     A = 0 (all-equal rewards under GRPO's normalisation, and so a large share of groups once a
     task is mostly solved or mostly failed) therefore adds nothing to the update, and its
-    forward and backward passes can be skipped. Whole groups are kept or skipped, so micro-batches
-    still hold whole groups, and the loss weights (``share``) are still taken over the full
+    forward and backward passes can be skipped. Whole groups are kept or skipped (the per-token
+    statistics then describe whole groups), and the loss weights are still taken over the full
     batch: the skipped groups count in every denominator, as they do in the objective.
     """
     index, num_groups = group_index(group_ids)

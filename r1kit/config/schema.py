@@ -95,7 +95,18 @@ class AlgoConfig:
     kl_estimator: str = "k3"
     ratio_level: str = "token"  # token (GRPO) | sequence (GSPO)
     aggregation: str = "grpo"  # grpo | token_mean (DAPO) | constant (Dr. GRPO)
-    micro_batch_size: int = 16  # completions per forward/backward pass
+    #: at most this many completions per forward/backward pass (a cap on rows; the memory
+    #: bound is micro_batch_tokens)
+    micro_batch_size: int = 16
+    #: Token budget of a forward/backward pass, the knob that bounds its memory: a micro-batch's
+    #: rows times its longest row (prompt + completion) stay within it, rows taken longest
+    #: first; a group may span micro-batches (the loss is exact for any split), and a longer
+    #: row is a pass of its own. 8,192 = 16 rows of 512. null: rows only (micro_batch_size).
+    micro_batch_tokens: Optional[int] = 8192
+    #: Completion tokens whose full-vocabulary logits exist at once in a log-prob pass (the
+    #: output projection runs in chunks of this many tokens, forward and backward; 256 tokens
+    #: of a 151,936-token vocabulary are 156 MB of float32 logits).
+    logprob_chunk_tokens: int = 256
     max_refill_rounds: int = 2  # extra sampling rounds when filters drop whole groups
     #: Steps in a row that may end with no group left after the filters (and their refills)
     #: before the run stops with an error: such steps make no optimizer step, so without this
@@ -120,6 +131,10 @@ class AlgoConfig:
                f"must be >= 2 (advantages compare completions within a group), got {self.group_size}")
         _check(self.iterations >= 1, "algo.iterations", f"must be >= 1, got {self.iterations}")
         _check(self.micro_batch_size >= 1, "algo.micro_batch_size", "must be >= 1")
+        _check(self.micro_batch_tokens is None or self.micro_batch_tokens >= 1,
+               "algo.micro_batch_tokens", f"must be null or >= 1, got {self.micro_batch_tokens}")
+        _check(self.logprob_chunk_tokens >= 1, "algo.logprob_chunk_tokens",
+               f"must be >= 1, got {self.logprob_chunk_tokens}")
         _check(self.max_refill_rounds >= 0, "algo.max_refill_rounds", "must be >= 0")
         _check(self.max_skipped_steps >= 1, "algo.max_skipped_steps", "must be >= 1")
 

@@ -184,6 +184,9 @@ def test_padding_does_not_count(ratio_level, aggregation):
 
 @pytest.mark.parametrize("aggregation", sorted(AGGREGATIONS))
 def test_fully_masked_rows_do_not_count(aggregation):
+    """...in the groups (grpo) or the tokens (token_mean); Dr. GRPO's constant normaliser
+    counts every row, masked or not (rows × max length), so there they scale the loss by
+    3/5 (issue 13: it used to count only rows with a valid token)."""
     b = hand_batch()
     kw = dict(epsilon=0.2, beta=0.1, aggregation=aggregation, max_completion_length=4)
     ref_out = policy_loss(**b, **kw)
@@ -199,11 +202,12 @@ def test_fully_masked_rows_do_not_count(aggregation):
         group_ids=torch.tensor([4, 4, 9, 4, 5]),
     )
     out = policy_loss(**big, **kw)
-    torch.testing.assert_close(out.loss, ref_out.loss)
+    scale = 3 / 5 if aggregation == "constant" else 1.0
+    torch.testing.assert_close(out.loss, ref_out.loss * scale)
     torch.testing.assert_close(out.clip_high_frac, ref_out.clip_high_frac)
     (grad,) = torch.autograd.grad(out.loss, big["logp"])
     (ref_grad,) = torch.autograd.grad(ref_out.loss, b["logp"])
-    torch.testing.assert_close(grad[:3], ref_grad)
+    torch.testing.assert_close(grad[:3], ref_grad * scale)
     assert torch.equal(grad[3:], torch.zeros(extra, 3, dtype=F64))
 
 
@@ -253,8 +257,8 @@ def literal_loss(logp, old, ref, adv, mask, group_ids, eps_low, eps_high, beta, 
         j = sum(sum(seqs) / len(seqs) for seqs in groups.values()) / len(groups)
     elif aggregation == "token_mean":
         j = sum(sum(ts) for ts in terms.values()) / sum(len(ts) for ts in terms.values())
-    else:
-        j = sum(sum(ts) for ts in terms.values()) / (len(terms) * max_len)
+    else:  # Dr. GRPO: every row counts, masked ones included (TRL's size(0) · max length)
+        j = sum(sum(ts) for ts in terms.values()) / (n * max_len)
     return -j
 
 

@@ -13,7 +13,6 @@ import sys
 import traceback
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -22,15 +21,23 @@ import torch.multiprocessing as mp
 
 WORLD = 2
 GROUPS, G = 4, 4
-#: (aggregation, groups on rank 0, groups on rank 1); (4, 0) leaves rank 1 with nothing to learn
-CASES = [("grpo", 2, 2), ("grpo", 3, 1), ("token_mean", 2, 2), ("token_mean", 3, 1),
-         ("constant", 2, 2), ("constant", 3, 1), ("token_mean", 4, 0)]
+#: token budgets of a micro-batch (rows × longest row): None splits by rows only (G rows, so
+#: ranks run different numbers of micro-batches); 40 (rows here hold 4-17 tokens) packs rows
+#: longest first, so groups span micro-batches and one micro-batch mixes several groups
+BUDGETS = (None, 40)
+#: (aggregation, groups on rank 0, groups on rank 1, token budget); (4, 0) leaves rank 1 with
+#: nothing to learn
+CASES = [(aggregation, *split, budget) for budget in BUDGETS
+         for aggregation in ("grpo", "token_mean", "constant")
+         for split in ((2, 2), (3, 1))] + [("token_mean", 4, 0, None), ("grpo", 4, 0, 40)]
 
 
-def _algo(aggregation):
-    # micro_batch_size = G: one group per micro-batch, so ranks run different numbers of them
-    return SimpleNamespace(epsilon=0.2, epsilon_high=0.28, beta=0.04, kl_estimator="k3",
-                           ratio_level="token", aggregation=aggregation, micro_batch_size=G)
+def _algo(aggregation, budget):
+    from r1kit.config.schema import AlgoConfig
+
+    return AlgoConfig(epsilon=0.2, epsilon_high=0.28, beta=0.04, kl_estimator="k3",
+                      ratio_level="token", aggregation=aggregation, micro_batch_size=G,
+                      micro_batch_tokens=budget)
 
 
 def _model():
@@ -114,12 +121,20 @@ def _check(rank: int, port: int) -> None:
     batch = _fixed_batch(tokenizer, model)
     common = {"temperature": 1.0, "max_completion_length": 16}
 
-    def single(aggregation, part):  # one process, no DDP: the reference gradient and terms
+    def single(aggregation, part, budget=None):  # one process, no DDP: the reference
         model.zero_grad(set_to_none=True)
-        terms = accumulate_gradients(model, part, _algo(aggregation), **common)
+        terms = accumulate_gradients(model, part, _algo(aggregation, budget), **common)
         return _grads(model), terms
 
-    expected = {case: single(case[0], batch) for case in CASES}
+    # the budget does split groups and mix them (what the case is there to test)
+    from r1kit.stages.grpo.batch import micro_batches
+
+    chunks = micro_batches(batch, torch.arange(len(batch)), _algo("grpo", 40))
+    groups = [set(batch.group_ids[c].tolist()) for c in chunks]
+    assert max(map(len, groups)) > 1
+    assert any(len([g for g in groups if k in g]) > 1 for k in range(GROUPS))
+    # the reference: the whole batch in one micro-batch
+    expected = {case: single(case[0], batch, 10 ** 6) for case in CASES}
     sft = [batch.ids, batch.attention, batch.positions, batch.mask]
     model.zero_grad(set_to_none=True)
     accumulate_sft_gradients(model, *sft, 4)
@@ -142,11 +157,11 @@ def _check(rank: int, port: int) -> None:
 
     backprop = Backprop(manual_backward, ddp.no_sync, sum_over_ranks, WORLD)
     for case in CASES:
-        aggregation, first, second = case
+        aggregation, first, second, budget = case
         mine = range(first) if rank == 0 else range(first, first + second)
         model.zero_grad(set_to_none=True)
-        terms = accumulate_gradients(model, _rows(batch, mine), _algo(aggregation), **common,
-                                     backprop=backprop, device=torch.device("cpu"))
+        terms = accumulate_gradients(model, _rows(batch, mine), _algo(aggregation, budget),
+                                     **common, backprop=backprop, device=torch.device("cpu"))
         grads, single_terms = expected[case]
         torch.testing.assert_close(_grads(model), grads, rtol=1e-4, atol=1e-6,
                                    msg=lambda m, case=case: f"{case} rank {rank}: {m}")
@@ -159,19 +174,22 @@ def _check(rank: int, port: int) -> None:
         mean /= WORLD
         assert dict(zip(keys, mean.tolist())) == pytest.approx(single_terms, rel=1e-4,
                                                               abs=1e-6), (case, rank)
-    # SFT: the token mean over the union, with ranks holding 10 and 6 rows (uneven tokens)
+    # SFT: the token mean over the union, with ranks holding 10 and 6 rows (uneven tokens),
+    # in micro-batches of 4 rows, or of a token budget
     rows = slice(0, 10) if rank == 0 else slice(10, None)
-    model.zero_grad(set_to_none=True)
-    accumulate_sft_gradients(model, *(t[rows] for t in sft), 4, backprop=backprop)
-    torch.testing.assert_close(_grads(model), expected_sft, rtol=1e-4, atol=1e-6,
-                               msg=lambda m: f"sft rank {rank}: {m}")
+    for budget in BUDGETS:
+        model.zero_grad(set_to_none=True)
+        accumulate_sft_gradients(model, *(t[rows] for t in sft), 4, micro_batch_tokens=budget,
+                                 backprop=backprop)
+        torch.testing.assert_close(_grads(model), expected_sft, rtol=1e-4, atol=1e-6,
+                                   msg=lambda m, budget=budget: f"sft {budget} rank {rank}: {m}")
     # the test can tell: averaging per-rank token means is not the global token mean
     averaged = [g.clone() for g in naive]
     for g in averaged:
         dist.all_reduce(g)
         g /= WORLD
     gap = max(float((a - e).abs().max()) for a, e in
-              zip(averaged, expected[("token_mean", 2, 2)][0]))
+              zip(averaged, expected[("token_mean", 2, 2, None)][0]))
     assert gap > 1e-4, gap
     dist.barrier()
 

@@ -68,14 +68,29 @@ def test_zero_advantage_groups_are_left_out_only_without_kl():
         assert active_rows(batch, algo).tolist() == list(range(6))
 
 
-def test_micro_batches_hold_whole_groups_of_the_given_rows():
-    group_ids = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3])
-    rows = torch.tensor([0, 1, 2, 3, 4, 6, 7])  # group 2 not computed
-    chunks = micro_batches(group_ids, rows, max_rows=4)
-    assert [c.tolist() for c in chunks] == [[0, 1, 2], [3, 4, 6, 7]]
-    # a group larger than max_rows is a micro-batch of its own
-    assert [c.tolist() for c in micro_batches(group_ids, rows, max_rows=2)] == \
-        [[0, 1, 2], [3, 4], [6, 7]]
+def test_micro_batches_pack_the_given_rows_longest_first_within_the_token_budget():
+    # rows 0..5 of lengths 2+1, 2+2, 1+1, 1+0 (prompt + completion), row 4 and 5 longer
+    batch = token_layout(Rollout(
+        examples=[{}] * 6, prompts=["p"] * 6, completions=["c"] * 6,
+        prompt_ids=[[5, 6]] * 2 + [[7]] * 2 + [[5, 6, 7]] * 2,
+        completion_ids=[[8], [8, 9], [9], [], [8, 9, 9], [9]],
+        group_ids=torch.tensor([0, 0, 1, 1, 2, 2]), truncated=torch.zeros(6, dtype=bool)),
+        0, "cpu")
+    rows = torch.tensor([0, 1, 2, 3, 4])  # row 5 not computed
+    lengths = batch.attention.sum(1).tolist()
+    assert lengths == [3, 4, 2, 1, 6, 4]
+    algo = AlgoConfig(micro_batch_tokens=8, micro_batch_size=16)
+    chunks = [c.tolist() for c in micro_batches(batch, rows, algo)]
+    # longest first; rows × longest row ≤ 8; group 0 (rows 0, 1) spans two micro-batches
+    assert chunks == [[4], [1, 0], [2, 3]]
+    for chunk in chunks:
+        assert len(chunk) * max(lengths[i] for i in chunk) <= 8
+    # a row over the budget is a pass of its own; the row cap still applies
+    assert [c.tolist() for c in micro_batches(batch, rows, AlgoConfig(micro_batch_tokens=5))] \
+        == [[4], [1], [0], [2, 3]]
+    assert [c.tolist() for c in micro_batches(
+        batch, rows, AlgoConfig(micro_batch_tokens=None, micro_batch_size=2))] == \
+        [[4, 1], [0, 2], [3]]
 
 
 def test_rows_slice_every_tensor_and_keep_absent_ones_absent():

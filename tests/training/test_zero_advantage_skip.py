@@ -2,12 +2,12 @@
 through the model."""
 
 import dataclasses
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from r1kit.algo.microbatch import learning_rows
+from r1kit.config.schema import AlgoConfig
 from r1kit.stages.grpo.update import accumulate_gradients
 from tests.trainers.grouped_batch import grouped_batch
 
@@ -15,10 +15,11 @@ GROUPS, G = 4, 4
 
 
 def _algo(**changes):
+    # micro-batches of G rows (no token budget), so passes count rows
     base = dict(epsilon=0.2, epsilon_high=0.28, beta=0.0, kl_estimator="k3",
                 ratio_level="token", aggregation="grpo", micro_batch_size=G,
-                skip_zero_advantage=True)
-    return SimpleNamespace(**{**base, **changes})
+                micro_batch_tokens=None, skip_zero_advantage=True)
+    return AlgoConfig(**{**base, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,8 @@ def model_and_batch():
 
 
 def _run(model, batch, algo):
-    rows = []
-    handle = model.register_forward_pre_hook(
+    rows = []  # the decoder runs once per micro-batch (the log-probs need its hidden states)
+    handle = model.get_decoder().register_forward_pre_hook(
         lambda module, args, kwargs: rows.append(kwargs["input_ids"].shape[0]),
         with_kwargs=True)
     model.zero_grad(set_to_none=True)

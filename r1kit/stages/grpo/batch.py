@@ -13,7 +13,8 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from r1kit.algo.logprobs import completion_logprobs, pack
-from r1kit.algo.microbatch import group_chunks, learning_rows
+from r1kit.algo.microbatch import learning_rows
+from r1kit.algo.microbatch import micro_batches as split_rows
 from r1kit.algo.mismatch import (importance_weights, logprob_mismatch,
                                      sampler_logprob_tensor)
 
@@ -69,23 +70,26 @@ def active_rows(batch: PolicyBatch, algo) -> Tensor:
     return keep.nonzero().squeeze(1)
 
 
-def micro_batches(group_ids: Tensor, rows: Tensor, max_rows: int) -> list[Tensor]:
-    """``rows`` (indices) as consecutive micro-batches of at most ``max_rows`` rows, each made
-    of whole groups (a larger group is one micro-batch of its own)."""
-    return [rows[chunk] for chunk in group_chunks(group_ids[rows], max_rows)]
+def micro_batches(batch: PolicyBatch, rows: Tensor, algo) -> list[Tensor]:
+    """``rows`` (indices) as micro-batches within ``algo.micro_batch_tokens`` (rows × the
+    longest row's prompt + completion tokens) and ``algo.micro_batch_size`` rows, longest rows
+    first; a group may span several (``r1kit.algo.microbatch``)."""
+    return split_rows(rows, batch.attention[rows].sum(1), max_tokens=algo.micro_batch_tokens,
+                      max_rows=algo.micro_batch_size)
 
 
 @torch.no_grad()
-def batch_logprobs(model, batch: PolicyBatch, rows: Tensor | None = None, *,
-                   micro_batch_size: int, temperature: float) -> Tensor:
+def batch_logprobs(model, batch: PolicyBatch, rows: Tensor | None = None, *, algo,
+                   temperature: float) -> Tensor:
     """``(N, T)`` log-probs of the completions under ``model`` (every row, or only ``rows``; 0
-    elsewhere), computed in micro-batches of whole groups, without gradient."""
+    elsewhere), computed in micro-batches (``micro_batches``), without gradient."""
     rows = torch.arange(len(batch), device=batch.mask.device) if rows is None else rows
     full = torch.zeros_like(batch.mask)
-    for chunk in micro_batches(batch.group_ids, rows, micro_batch_size):
+    for chunk in micro_batches(batch, rows, algo):
         logp, _ = completion_logprobs(model, batch.ids[chunk], batch.attention[chunk],
                                       batch.positions[chunk], batch.mask[chunk],
-                                      temperature=temperature)
+                                      temperature=temperature,
+                                      chunk_tokens=algo.logprob_chunk_tokens)
         full[chunk] = logp
     return full
 

@@ -231,7 +231,7 @@ class GRPOModule(PolicyTrainingModule):
         return token_layout(rollout, self.tokenizer.pad_token_id, self.device)
 
     def _logprobs(self, model, batch, rows=None):
-        return batch_logprobs(model, batch, rows, micro_batch_size=self.algo.micro_batch_size,
+        return batch_logprobs(model, batch, rows, algo=self.algo,
                               temperature=self.sampler_cfg.temperature)
 
     # ---------------------------------------------------------------------------- bookkeeping

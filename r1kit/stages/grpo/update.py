@@ -1,16 +1,20 @@
 """One of a GRPO step's μ policy updates (``accumulate_gradients``), and the step's metrics
 from all μ of them (``combine_updates``).
 
-The loss of each micro-batch (whole groups) is weighted twice before ``backward``:
+The loss is computed in micro-batches within a token budget (``micro_batches``: rows longest
+first, a group possibly spread over several), and weighted so that their summed gradient is
+exactly the rank's whole batch's and, over ranks, the union's:
 
-- by its share of the rank's aggregation units (groups for ``grpo``, valid tokens for
-  ``token_mean``, valid sequences for ``constant``: ``r1kit.algo.microbatch.share``), so the
-  summed gradient is that of the rank's whole batch;
-- by the rank's share of every rank's units, ``world_size · U_rank / U_global``
-  (``Backprop.share``): the strategy *averages* gradients over ranks (DDP, FSDP, DeepSpeed), and
-  the average is then the gradient of the aggregation over the union of all ranks' batches, even
-  when ranks hold different numbers of tokens or of groups (filters). A plain DDP average of
-  per-rank token means is not the global token mean.
+- each token carries its weight in the aggregation over the rank's whole batch
+  (``Aggregation.weights``: ``1/(|o_i| G_g K)`` for ``grpo``, ``1/tokens`` for ``token_mean``,
+  ``1/(rows · max_completion_length)`` for ``constant``), so a micro-batch's loss is its rows'
+  share of the batch's loss, whichever rows it holds;
+- the rank's loss is scaled by its share of every rank's units, ``world_size · U_rank /
+  U_global`` (``Backprop.share``, ``U`` the aggregation's ``unit``: groups, tokens, rows): the
+  strategy *averages* gradients over ranks (DDP, FSDP, DeepSpeed), and the average is then the
+  gradient of the aggregation over the union of all ranks' batches, even when ranks hold
+  different numbers of tokens or of groups (filters). A plain DDP average of per-rank token
+  means is not the global token mean.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch
 
 from r1kit.algo.logprobs import completion_logprobs
 from r1kit.algo.loss import policy_loss
-from r1kit.algo.microbatch import AGGREGATION_UNITS, share
+from r1kit.algo.aggregation import AGGREGATIONS
 from r1kit.stages.module_common import Backprop
 from r1kit.stages.grpo.batch import PolicyBatch, active_rows, micro_batches
 
@@ -33,18 +37,20 @@ ADDITIVE_TERMS = ("loss", "surrogate", "kl")
 COMPUTED_ROW_STATS = ("clip_low_frac", "clip_high_frac", "ratio_mean", "entropy")
 
 
-def microbatch_loss(policy, batch: PolicyBatch, algo, *, temperature: float,
+def microbatch_loss(policy, batch: PolicyBatch, weights, algo, *, temperature: float,
                     max_completion_length: int):
-    """−J over ``batch`` (whole groups), with gradient, and its terms for logging."""
+    """−J's share from ``batch``'s rows, with gradient, and its terms for logging; ``weights``
+    ``(N, T)``: the aggregation's weights of these rows' tokens in the whole batch."""
     logp, entropy = completion_logprobs(policy, batch.ids, batch.attention, batch.positions,
-                                        batch.mask, with_entropy=True, temperature=temperature)
+                                        batch.mask, with_entropy=True, temperature=temperature,
+                                        chunk_tokens=algo.logprob_chunk_tokens)
     old = logp.detach() if batch.old_logp is None else batch.old_logp
     out = policy_loss(
         logp, old, batch.ref_logp, batch.advantages, batch.mask, batch.group_ids,
         epsilon=algo.epsilon, epsilon_high=algo.epsilon_high, beta=algo.beta,
         kl_estimator=algo.kl_estimator, ratio_level=algo.ratio_level,
         aggregation=algo.aggregation, max_completion_length=max_completion_length,
-        token_weights=batch.is_weights)
+        token_weights=batch.is_weights, aggregation_weights=weights)
     terms = {"loss": out.loss, "surrogate": out.surrogate, "kl": out.kl,
              "clip_low_frac": out.clip_low_frac, "clip_high_frac": out.clip_high_frac,
              "ratio_mean": out.ratio_mean,
@@ -62,8 +68,9 @@ def join_with_zero_gradient(policy, backward, device) -> None:
 def accumulate_gradients(policy, batch: PolicyBatch | None, algo, *, temperature: float,
                          max_completion_length: int, backprop: Backprop = Backprop(),
                          device=None) -> dict:
-    """Backpropagate −J over ``batch`` into ``policy``'s gradients, in micro-batches of whole
-    groups (see the module docstring for the weights); returns the loss terms.
+    """Backpropagate −J over ``batch`` into ``policy``'s gradients, in micro-batches within
+    ``algo.micro_batch_tokens`` (see the module docstring for the weights); returns the loss
+    terms.
 
     With β = 0 and ``algo.skip_zero_advantage`` the groups whose advantages are all zero are
     not computed (``active_rows``): the gradient is unchanged and their passes are saved.
@@ -78,18 +85,21 @@ def accumulate_gradients(policy, batch: PolicyBatch | None, algo, *, temperature
 
     :param device: where the policy lives (needed when nothing is computed).
     """
-    unit = AGGREGATION_UNITS[algo.aggregation]
-    chunks = [] if batch is None else micro_batches(
-        batch.group_ids, active_rows(batch, algo), algo.micro_batch_size)
-    loss_scale = backprop.share(0.0 if batch is None else unit(batch.mask, batch.group_ids))
-    weights = [loss_scale * share(algo.aggregation, batch.mask[c], batch.mask,
-                                  batch.group_ids[c], batch.group_ids) for c in chunks]
+    aggregation = AGGREGATIONS[algo.aggregation]
+    chunks = [] if batch is None else micro_batches(batch, active_rows(batch, algo), algo)
+    units, token_weights = 0.0, None
+    if batch is not None:
+        valid = batch.mask.bool()
+        units = float(aggregation.unit(valid, batch.group_ids, max_completion_length))
+        token_weights = aggregation.weights(valid, batch.group_ids, max_completion_length)
+    loss_scale = backprop.share(units)
+    weights = [loss_scale] * len(chunks)  # each micro-batch's loss is its share already
     tokens = [float(batch.mask[c].bool().sum()) for c in chunks]
     stats_scale = backprop.share(sum(tokens))  # this rank's share of the tokens computed
     if not chunks:
         join_with_zero_gradient(policy, backprop.backward, device)
-    chunk_terms = backward_micro_batches(policy, batch, chunks, weights, algo, backprop,
-                                         temperature=temperature,
+    chunk_terms = backward_micro_batches(policy, batch, token_weights, chunks, weights, algo,
+                                         backprop, temperature=temperature,
                                          max_completion_length=max_completion_length)
     terms = rank_terms(chunk_terms, weights, tokens, stats_scale)
     computed_rows = sum(len(chunk) for chunk in chunks)
@@ -98,14 +108,15 @@ def accumulate_gradients(policy, batch: PolicyBatch | None, algo, *, temperature
     return terms
 
 
-def backward_micro_batches(policy, batch: PolicyBatch, chunks, weights, algo,
+def backward_micro_batches(policy, batch: PolicyBatch, token_weights, chunks, weights, algo,
                            backprop: Backprop, **loss_options) -> list[dict]:
     """Backpropagate each micro-batch's loss times its weight; only the last ``backward``
     synchronises the ranks. Returns each micro-batch's loss terms."""
     chunk_terms = []
     for index, (chunk, weight) in enumerate(zip(chunks, weights)):
         with nullcontext() if index == len(chunks) - 1 else backprop.no_sync():
-            loss, terms = microbatch_loss(policy, batch.rows(chunk), algo, **loss_options)
+            loss, terms = microbatch_loss(policy, batch.rows(chunk), token_weights[chunk], algo,
+                                          **loss_options)
             backprop.backward(loss * weight)
         chunk_terms.append(terms)
     return chunk_terms
