@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from r1kit.pipeline.report import format_table, stage_results
+from r1kit.pipeline.report import stage_results
 from r1kit.plugin.manager import distribution_version
 
 CARD = "README.md"
@@ -33,6 +33,10 @@ def hub_id(path: str | None) -> str | None:
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not (isinstance(value, float)
                                                     and math.isnan(value))
+
+
+def _percent(value) -> str:
+    return f"{100 * value:.1f}%" if _finite(value) else "-"
 
 
 def _recipe(command: str | None) -> str | None:
@@ -70,7 +74,8 @@ def card_text(*, stage, plan, results: dict, metrics: dict, command: str | None,
 
     cfg = stage.config
     name = f"{run_name}/{stage.name}"
-    base = cfg.model.path or "r1kit's tiny model (random initialisation, built locally)"
+    base = f"`{cfg.model.path}`" if cfg.model.path else \
+        "r1kit's tiny model (random initialisation, built locally)"
     chain = " → ".join(f"**`{s.name}` ({s.kind})**" if s.name == stage.name
                        else f"`{s.name}` ({s.kind})" for s in plan.stages)
     versions = " · ".join(f"{lib} {distribution_version(lib) or '-'}" for lib in VERSIONS)
@@ -79,7 +84,7 @@ def card_text(*, stage, plan, results: dict, metrics: dict, command: str | None,
         f"Stage `{stage.name}` ({stage.kind}) of the r1kit pipeline run `{run_name}`, "
         f"trained with r1kit {distribution_version('r1kit') or ''}.".replace(" .", "."), "",
         "## How it was made", "",
-        f"- **Base model:** `{base}`",
+        f"- **Base model:** {base}",
         f"- **This stage started from:** `{source}`",
         f"- **Recipe:** {f'`{_recipe(command)}`, ' if _recipe(command) else ''}stages {chain}",
         f"- **Data:** `{cfg.data.name}`" + (f" (`{cfg.data.path}`)"
@@ -91,7 +96,10 @@ def card_text(*, stage, plan, results: dict, metrics: dict, command: str | None,
     rows = stage_results(results)
     if rows:
         lines += ["Held-out accuracy and format rate (greedy decoding) after each stage:", "",
-                  "```", format_table(rows), "```", ""]
+                  "| stage | accuracy | format |", "|---|---|---|"]
+        lines += [f"| {r['name']} | {_percent(r['accuracy'])} | {_percent(r['format'])} |"
+                  for r in rows]
+        lines.append("")
     metrics = {k: v for k, v in metrics.items() if _finite(v)}
     if metrics:
         lines += ["Final held-out metrics of this model:", "", "| metric | value |", "|---|---|"]
