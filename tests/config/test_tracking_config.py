@@ -75,3 +75,11 @@ def test_the_command_line_fails_fast_without_a_token_and_leaves_no_run_dir(tmp_p
     assert result.returncode == 2
     assert "r1kit: error: hub.push: no Hugging Face token found" in result.stderr
     assert not run_dir.exists()
+
+
+def test_where_a_run_logs_is_not_part_of_its_run_directory(tmp_path):
+    result = run_cli("logger=wandb", "logger.backends=[tensorboard,mlflow]", "logger.group=g",
+                     "logger.wandb.mode=online", "hub.push=true", "hub.repo_id=me/m",
+                     "algo.beta=0", "--cfg", "job", "--resolve", cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "run_dir: runs/algo.beta=0\n" in result.stdout  # adding a tracker resumes the run
