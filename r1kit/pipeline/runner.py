@@ -16,6 +16,7 @@ from pathlib import Path
 import lightning as L
 from r1kit.config.validate import RunPlan
 from r1kit.models import lora
+from r1kit.models.export import full_state_dict
 from r1kit.models.loading import model_source
 from r1kit.plugin.manager import get_plugin_manager, get_registry
 from r1kit.config.requirements import EXPORTING_KINDS
@@ -50,8 +51,11 @@ class StageContext:
         out = self.stage_dir / "model"
         outputs = {"checkpoint": str(out), "metrics": metrics or {},
                    "started_from": self.model_source}
+        # every rank: sharded weights (FSDP) are gathered, for rank 0 to write; a LoRA policy
+        # is written with its adapters merged into the base instead
+        weights = None if lora.is_lora(policy) else full_state_dict(policy)
         if trainer.is_global_zero:
-            lora.export(policy).save_pretrained(out)  # LoRA: adapters merged into the base
+            lora.export(policy).save_pretrained(out, state_dict=weights)
             tokenizer.save_pretrained(out)
             if self.plan is not None:
                 self.write_card(out, {**self.previous, self.name: outputs}, outputs["metrics"])

@@ -25,6 +25,20 @@ class HFSamplerOptions:
     fast_decode: bool = True
 
 
+def is_sharded(model) -> bool:
+    """Whether ``model``'s weights are sharded over ranks (FSDP, FSDP2): every forward pass is
+    then a collective, so every rank must run as many as the others. ``generate`` keeps a rank
+    whose sequences have all ended running dummy steps until every rank is done
+    (``synced_gpus``, despite its name any process group); otherwise the first rank to finish
+    would leave the others waiting forever."""
+    import torch.distributed as dist
+    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return False
+    return any(isinstance(m, (FSDPModule, FullyShardedDataParallel)) for m in model.modules())
+
+
 class HFSampler:
     """``options``: the typed ``sampler`` node (``HFSamplerOptions`` with ``SamplerCommon``'s
     max_new_tokens, temperature and top_p)."""
@@ -106,7 +120,7 @@ class HFSampler:
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=attention, do_sample=not greedy,
                 max_new_tokens=budget, pad_token_id=pad, eos_token_id=eos, use_cache=True,
-                **sampling)
+                synced_gpus=is_sharded(self.model), **sampling)
             new = out[:, width:].tolist()  # one device→host copy for the whole chunk
         completions, truncated = [], []
         for tokens in new:
