@@ -1,22 +1,23 @@
 """The plugin API: everything a plugin package imports from r1kit, and nothing else.
 
 A plugin is a module of hook implementations (``@hookimpl``, hooks in :mod:`r1kit.plugin.hookspecs`).
-Its registration hooks receive a :class:`Register` and hand it objects of the six plugin kinds;
+Its registration hooks receive a :class:`Register` and hand it objects of the seven plugin kinds;
 the Protocols below are the contract of each kind, so that a type checker can check a plugin
 against them and a plugin never has to import r1kit's internals (which may move; these names
 do not). They are ``runtime_checkable``; ``isinstance`` checks that the members exist, not
 their signatures.
 
-=========== ================================ ===================================
-kind        register(name, obj) takes        selected in the config as
-=========== ================================ ===================================
-reward      :class:`RewardFn`                ``reward=[name,...]``
-sampler     :class:`SamplerFactory`          ``sampler=name``
-advantage   :class:`AdvantageFn`             ``advantage=name``
-filter      :class:`FilterFn`                ``filter=[name,...]``
-dataset     :class:`DatasetFn`               ``data=name``
-code_runner :class:`CodeRunnerFactory`       ``reward.code.language=name``
-=========== ================================ ===================================
+============= ================================ ===================================
+kind          register(name, obj) takes        selected in the config as
+============= ================================ ===================================
+reward        :class:`RewardFn`                ``reward=[name,...]``
+sampler       :class:`SamplerFactory`          ``sampler=name``
+advantage     :class:`AdvantageFn`             ``advantage=name``
+filter        :class:`FilterFn`                ``filter=[name,...]``
+dataset       :class:`DatasetFn`               ``data=name``
+code_runner   :class:`CodeRunnerFactory`       ``reward.code.language=name``
+judge_backend :class:`JudgeBackendFactory`     ``reward.judge.backend=name``
+============= ================================ ===================================
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from r1kit import hookimpl
 from r1kit.config.schema import ConfigError, RootConfig
 from r1kit.data.response import full_response, opened_response
 from r1kit.rewards.code.runners import CodeRunner
+from r1kit.rewards.judge.backends.base import JudgeFailure
 from r1kit.rollout.batch import Rollout
 from r1kit.samplers.base import Generation, Sampler, SamplerCapabilities
 
@@ -37,6 +39,7 @@ __all__ = [
     "RewardFn", "full_response", "opened_response",
     "SamplerFactory", "Sampler", "SamplerCapabilities", "Generation",
     "AdvantageFn", "FilterFn", "Rollout", "DatasetFn", "CodeRunnerFactory", "CodeRunner",
+    "JudgeBackendFactory", "JudgeBackend", "JudgeFailure",
     "ConfigError", "RootConfig", "plugin_options",
 ]
 
@@ -148,6 +151,34 @@ class CodeRunnerFactory(Protocol):
     """
 
     def __call__(self) -> CodeRunner: ...
+
+
+@runtime_checkable
+class JudgeBackend(Protocol):
+    """A model the ``judge`` reward asks: ``complete`` returns one reply per chat conversation
+    (``[{"role": "user", "content": ...}]``, a system message first when configured), in
+    order: the reply's text, or a :class:`JudgeFailure` where that request failed after the
+    backend's own retries (never an exception for one bad request: the other replies of the
+    batch are still good). It may be called from several threads.
+
+    ``identity`` names what answers (backend, model, decoding settings): the judge's reply
+    cache is keyed by (identity, conversation), so a change of judge never reuses the old
+    judge's replies.
+    """
+
+    identity: str
+
+    def complete(self, conversations: list[list[dict]]) -> list[str | JudgeFailure]: ...
+
+
+@runtime_checkable
+class JudgeBackendFactory(Protocol):
+    """Builds a judge backend from the typed ``reward.judge`` node (``options.model``,
+    ``options.max_new_tokens``, ``options.temperature``; a backend's own options, typed by its
+    registered schema, are ``options.backend_options``). Called once per process and options,
+    on the judge's first call; the backend is then reused."""
+
+    def __call__(self, options: Any) -> JudgeBackend: ...
 
 
 def plugin_options(group: str, name: str, **values: Any) -> Any:

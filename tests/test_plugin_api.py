@@ -17,9 +17,9 @@ import torch
 
 from r1kit.plugin import manager as pluginmanager
 from r1kit.api import (AdvantageFn, CodeRunner, CodeRunnerFactory, ConfigError, DatasetFn,
-                       FilterFn, Generation, Register, RewardFn, Rollout, Sampler,
-                       SamplerCapabilities, SamplerFactory, full_response, hookimpl,
-                       plugin_options)
+                       FilterFn, Generation, JudgeBackend, JudgeBackendFactory, JudgeFailure,
+                       Register, RewardFn, Rollout, Sampler, SamplerCapabilities,
+                       SamplerFactory, full_response, hookimpl, plugin_options)
 
 PLUGIN = "api_example"
 
@@ -140,6 +140,31 @@ class ShellRunner(CodeRunner):
 
 
 # ---------------------------------------------------------------------------------------------
+# judge backend: CORRECT when the response quotes the reference; a failure on "???"
+# ---------------------------------------------------------------------------------------------
+
+
+class QuotingJudge:
+    identity = "quoting-judge v1"
+
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def complete(self, conversations: list[list[dict]]) -> list:
+        replies = []
+        for conversation in conversations:
+            text = conversation[-1]["content"]
+            reference = text.split("Reference answer:\n")[1].split("\n")[0]
+            response = text.split("Response:\n")[1].split("\n")[0]
+            if response == "???":
+                replies.append(JudgeFailure("backend_error", "cannot read it"))
+            else:
+                replies.append("Verdict: " + ("CORRECT" if reference in response
+                                              else "INCORRECT"))
+        return replies
+
+
+# ---------------------------------------------------------------------------------------------
 # the registration hooks
 # ---------------------------------------------------------------------------------------------
 
@@ -183,13 +208,20 @@ def r1kit_register_code_runners(register: Register[CodeRunnerFactory]) -> None:
     register("sh", ShellRunner)
 
 
+@hookimpl
+def r1kit_register_judge_backends(register: Register[JudgeBackendFactory]) -> None:
+    RECEIVED["judge_backend"] = register
+    register("quoting", QuotingJudge)
+
+
 #: kind -> (registered name, object, the Protocol it must satisfy)
 REGISTERED = {"reward": ("exact_answer", exact_answer, RewardFn),
               "sampler": ("repeat", repeat_sampler, SamplerFactory),
               "advantage": ("centred", centred, AdvantageFn),
               "filter": ("min_reward", min_reward, FilterFn),
               "dataset": ("squares", squares, DatasetFn),
-              "code_runner": ("sh", ShellRunner, CodeRunnerFactory)}
+              "code_runner": ("sh", ShellRunner, CodeRunnerFactory),
+              "judge_backend": ("quoting", QuotingJudge, JudgeBackendFactory)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,3 +334,13 @@ def test_code_runner_runs_in_the_code_reward(registry, tmp_path):
                                        {"tests": [{"input": "7\n", "output": "48"}]}],
                   plugin_options("reward", "code", language="sh", isolation="none"))
     assert scores == [1.0, 0.0]
+
+
+def test_judge_backend_serves_the_judge_reward(registry):
+    backend = registry.get("judge_backend", "quoting").obj(None)
+    assert isinstance(backend, JudgeBackend)
+    judge = registry.get("reward", "judge").obj
+    rows = [{"prompt": "Capital of France?", "reference": "Paris", "rendered_prompt": "Q"}] * 3
+    options = plugin_options("reward", "judge", backend="quoting", model="-", cache=None)
+    assert judge(["<think>hm</think>It is Paris.", "Lyon", "???"], rows, options) == [
+        1.0, 0.0, None]  # the failed request is not scored

@@ -4,8 +4,9 @@ Hooks are always called with keyword arguments. Registration hooks run once, whe
 manager is built (before Hydra composes the configuration, so registered names become config
 options); lifecycle hooks run while a stage trains.
 
-There are six plugin kinds, one registration hook each: rewards, samplers, advantage
-estimators, filters, datasets and code runners (the ``code`` reward's languages). The
+There are seven plugin kinds, one registration hook each: rewards, samplers, advantage
+estimators, filters, datasets, code runners (the ``code`` reward's languages) and judge
+backends (the models the ``judge`` reward asks). The
 annotations are the contract: every r1kit type they name is importable from :mod:`r1kit.api`,
 where each kind's Protocol spells out what the registered object must do.
 """
@@ -15,8 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pluggy
-from r1kit.api import (AdvantageFn, CodeRunnerFactory, DatasetFn, FilterFn, Register, RewardFn,
-                       Rollout, RootConfig, SamplerFactory)
+from r1kit.api import (AdvantageFn, CodeRunnerFactory, DatasetFn, FilterFn, JudgeBackendFactory,
+                       Register, RewardFn, Rollout, RootConfig, SamplerFactory)
 
 if TYPE_CHECKING:  # importing Lightning takes seconds; only the training stages need it
     import lightning
@@ -124,6 +125,23 @@ def r1kit_register_code_runners(register: Register[CodeRunnerFactory]) -> None:
         ``r1kit.api.CodeRunner`` subclass (or a factory of no arguments,
         ``r1kit.api.CodeRunnerFactory``) that writes a program's files into the sandbox
         directory and returns the command that runs it.
+    :return: nothing.
+    """
+
+
+@hookspec
+def r1kit_register_judge_backends(register: Register[JudgeBackendFactory]) -> None:
+    """Register the models the ``judge`` reward can ask (``reward.judge.backend=name``; built
+    in: ``hf``, ``vllm``, ``openai``).
+
+    Called once when the plugin manager is built.
+
+    :param register: ``register(name, factory, schema=None)`` with ``factory(options) ->
+        JudgeBackend`` (``r1kit.api.JudgeBackendFactory``), ``options`` the typed
+        ``reward.judge`` node; a schema types ``reward.judge.backend_options``. The backend's
+        ``complete(conversations)`` returns one reply text per chat conversation, or a
+        ``r1kit.api.JudgeFailure`` where that request failed; its ``identity`` keys the
+        judge's reply cache.
     :return: nothing.
     """
 

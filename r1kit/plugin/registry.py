@@ -7,7 +7,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-KINDS = ("reward", "sampler", "advantage", "filter", "dataset", "code_runner")
+KINDS = ("reward", "sampler", "advantage", "filter", "dataset", "code_runner", "judge_backend")
 
 
 class PluginError(Exception):
