@@ -45,4 +45,4 @@ def test_k3_precise_near_zero():
 
 
 def test_table_names():
-    assert set(KL_ESTIMATORS) == {"k1", "k2", "k3"}
+    assert set(KL_ESTIMATORS) == {"k1", "k2", "k3", "k3_is"}

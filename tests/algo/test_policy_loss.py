@@ -248,7 +248,10 @@ def literal_loss(logp, old, ref, adv, mask, group_ids, eps_low, eps_high, beta, 
             rho = torch.exp(logp[i, t] - old[i, t]) if ratio_level == "token" else s
             surrogate = min(rho * adv[i], torch.clamp(rho, 1 - eps_low, 1 + eps_high) * adv[i])
             x = ref[i, t] - logp[i, t]
-            d = {"k1": -x, "k2": 0.5 * x * x, "k3": torch.exp(x) - x - 1}[estimator]
+            k3 = torch.exp(x) - x - 1
+            # k3_is: DeepSeek-V3.2's (π_θ/π_old) k3, the token ratio whatever ratio_level
+            d = {"k1": -x, "k2": 0.5 * x * x, "k3": k3,
+                 "k3_is": torch.exp(logp[i, t] - old[i, t]) * k3}[estimator]
             terms[i].append(surrogate - beta * d)
     if aggregation == "grpo":
         groups = {}
@@ -313,7 +316,7 @@ def test_random_batch_exercises_clipping(seed, ratio_level):
 
 # ---- errors ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("option, valid", [("kl_estimator", "k1, k2, k3"),
+@pytest.mark.parametrize("option, valid", [("kl_estimator", "k1, k2, k3, k3_is"),
                                            ("ratio_level", "sequence, token"),
                                            ("aggregation", "constant, grpo, token_mean")])
 def test_unknown_variant_lists_valid_values(option, valid):
