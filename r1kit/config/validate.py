@@ -67,11 +67,14 @@ def _check_filter_rewards(cfg: DictConfig) -> None:
     reward computed; fail now rather than after a stage has sampled."""
     rewards = list(cfg.reward or {})
     for name, options in (OmegaConf.to_container(cfg.filter, resolve=True) or {}).items():
-        needed = (options or {}).get("reward")
-        if isinstance(needed, str) and needed not in rewards:
-            raise ConfigError(f"filter.{name}.reward: filter '{name}' keeps samples by the "
-                              f"reward '{needed}', which is not selected (reward="
-                              f"[{','.join(rewards)}]); add it to reward=[...] or drop the filter")
+        for key in ("reward", "also"):  # ``also``: the rewards ``correct`` falls back on
+            needed = (options or {}).get(key)
+            for reward in [needed] if isinstance(needed, str) else needed or []:
+                if isinstance(reward, str) and reward not in rewards:
+                    raise ConfigError(
+                        f"filter.{name}.{key}: filter '{name}' keeps samples by the reward "
+                        f"'{reward}', which is not selected (reward=[{','.join(rewards)}]); "
+                        "add it to reward=[...] or drop the filter")
 
 
 class _BlankFields(dict):

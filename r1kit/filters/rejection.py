@@ -8,7 +8,7 @@ the kept subset, in the original order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -53,11 +53,24 @@ class ThresholdOptions:
 @dataclass
 class CorrectOptions(ThresholdOptions):
     reward: str = "accuracy"  #: the reward part that judges correctness
+    #: Rewards that decide where ``reward`` does not apply (NaN), in order: ``[judge]`` keeps
+    #: the judged-correct samples of prompts no rule can check (R1's generative reward model).
+    also: list = field(default_factory=list)
 
 
 def correct(rollout: Rollout, options: CorrectOptions) -> Rollout:
-    """Keep samples with ``reward_parts[reward] >= threshold`` (the verified-correct ones)."""
-    return _at_least(rollout, "correct", options)
+    """Keep samples whose deciding reward is >= ``threshold``: ``reward_parts[reward]``, or
+    where it does not apply the first of ``also`` that does (verified or judged correct)."""
+    if not options.also:
+        return _at_least(rollout, "correct", options)
+    values = _reward_part(rollout, options.reward, "correct").clone()
+    for name in options.also:
+        fallback = _reward_part(rollout, name, "correct")
+        values = torch.where(values.isnan(), fallback, values)
+    keep = values >= options.threshold
+    if options.keep_not_applicable:
+        keep = keep | values.isnan()
+    return _keep(rollout, keep)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import torch
 from r1kit.data.loading import render_prompt
 from r1kit.models.loading import encode_visible, visible_prompt
 from r1kit.rewards import accuracy
+from r1kit.rewards.judge import counters as judge_counters
 from r1kit.rewards.harness import RewardSpec, start_rewards
 from r1kit.rollout.batch import Rollout
 
@@ -51,6 +52,7 @@ class RolloutCollector:
         self.template, self.rewards, self.filters = template, rewards, filters
         self.reward_errors: dict[str, int] = {}
         self.scores_accuracy = any(spec.name == "accuracy" for spec in rewards)
+        self.scores_judge = any(spec.name == "judge" for spec in rewards)
 
     def sample(self, rows: list[dict], num_samples: int, *, greedy: bool = False,
                while_scoring=None) -> Rollout:
@@ -97,9 +99,10 @@ class RolloutCollector:
                 while_scoring=None):
         """A filtered rollout of up to ``num_prompts`` groups; refills while filters drop
         groups, at most ``max_refill_rounds`` extra sampling rounds. Returns (rollout, stats);
-        with the accuracy reward, stats count its samples' verdicts (``accuracy_counts``).
+        with the accuracy reward, stats count its samples' verdicts (``accuracy_counts``), with
+        the judge its calls, cache hits and failures (``judge_counts``).
         ``while_scoring`` is passed to :meth:`sample` for every round."""
-        counted = accuracy.counters()
+        counted, judged = accuracy.counters(), judge_counters.counters()
         kept, groups, sampled_groups, rounds = [], 0, 0, 0
         while groups < num_prompts and rounds <= max_refill_rounds:
             rows = stream.take(num_prompts - groups if rounds else num_prompts)
@@ -114,6 +117,8 @@ class RolloutCollector:
                  "rollout/refill_rounds": rounds - 1}
         if self.scores_accuracy:
             stats.update(accuracy_counts(counted, accuracy.counters()))
+        if self.scores_judge:
+            stats.update(judge_counters.judge_counts(judged, judge_counters.counters()))
         if not kept:
             return None, stats
         rollout = Rollout.concat(kept) if len(kept) > 1 else kept[0]

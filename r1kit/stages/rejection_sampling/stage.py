@@ -20,6 +20,7 @@ import torch
 
 from r1kit.data.loading import load_rows
 from r1kit.data.response import full_response
+from r1kit.rewards.judge import counters as judge_counters
 from r1kit.stages.parts import build_parts
 from r1kit.run.distributed import join_ranks
 from r1kit.run.progress import Progress, progress_enabled
@@ -107,7 +108,17 @@ def _sample_shard(cfg, parts, prompts, shard_dir: Path, index: int, ranks) -> in
     return len(rollout)  # the samples kept
 
 
-def _merge(cfg, ctx, shards: list[Path], sampled: int, val_rows: list[dict]) -> dict:
+def _judge_metrics(ranks, before: dict) -> dict:
+    """The judge's calls, cache hits and failures of this run of the stage, summed over ranks
+    (unlike the counts read from the shard files, they cover only what this run asked: a
+    resumed stage reports what the resumption cost). A collective: every rank calls it."""
+    counts = judge_counters.judge_counts(before, judge_counters.counters())
+    totals = ranks.sum(torch.tensor(list(counts.values()), dtype=torch.float64)).tolist()
+    return dict(zip(counts, totals))
+
+
+def _merge(cfg, ctx, shards: list[Path], sampled: int, val_rows: list[dict],
+           extra_metrics: dict | None = None) -> dict:
     """Rank 0: the shards (in prompt order) plus the ``rejection.mix`` rows, as the new SFT
     set; the metrics are counted from the files, so they cover shards of earlier runs too."""
     dataset = [row for shard in shards for row in _read_jsonl(shard)]
@@ -126,7 +137,7 @@ def _merge(cfg, ctx, shards: list[Path], sampled: int, val_rows: list[dict]) -> 
     _write_atomic(ctx.stage_dir / "val.jsonl", _jsonl(val_rows), 0)
     return {"dataset": str(ctx.stage_dir / "dataset.jsonl"),
             "metrics": {"sampled": sampled, "kept": kept, "mixed": mixed,
-                        "keep_rate": kept / max(sampled, 1)}}
+                        "keep_rate": kept / max(sampled, 1), **(extra_metrics or {})}}
 
 
 def run(cfg, ctx) -> dict:
@@ -145,12 +156,16 @@ def run(cfg, ctx) -> dict:
     # the unfinished shards keeps the ranks equally busy on a resumed run too
     pending = ranks.on_rank_zero(lambda: _unfinished(shard_dir, shards))
     parts.policy.to(ranks.device)
+    judged = judge_counters.counters()
     with _progress(cfg, ctx, ranks, prompts, pending, len(shards)) as progress:
         for index in pending[ranks.rank::ranks.world_size]:
             kept = _sample_shard(cfg, parts, prompts, shard_dir, index, ranks)
             progress.advance(len(_shard_prompts(prompts, index, rs.shard_size)), kept=kept)
     ranks.barrier()  # every shard is on disk
+    scores_judge = parts.collector.scores_judge
+    extra = _judge_metrics(ranks, judged) if scores_judge else {}
     # rank 0 merges; the broadcast of its result holds the others until dataset.jsonl exists,
     # and raises its error (no rows kept, say) on every rank
     return ranks.on_rank_zero(
-        lambda: _merge(cfg, ctx, shards, len(prompts) * rs.samples_per_prompt, parts.val_rows))
+        lambda: _merge(cfg, ctx, shards, len(prompts) * rs.samples_per_prompt, parts.val_rows,
+                       extra))
