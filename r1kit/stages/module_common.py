@@ -42,8 +42,7 @@ def gather_objects(obj) -> list:
 #: slowest rank; every other metric is the weighted mean over the ranks that report a finite
 #: value (a rank with no completion a reward applies to reports NaN for it).
 SUMMED = ("rollout/sampled_groups", "rollout/kept_groups", "reward_errors/", "reward_timeouts/",
-          "reward_fast_path/", "reward_math_verify/", "judge/", "throughput/",
-          "train/skipped_ranks")
+          "reward_fast_path/", "reward_math_verify/", "throughput/", "train/skipped_ranks")
 MAXED = ("time/", "rollout/refill_rounds")
 
 
@@ -303,3 +302,21 @@ def log_step_metrics(module, metrics: dict, progress: dict) -> None:
             logger.log_metrics(metrics, step=step)
     for key, value in progress.items():
         module.log(key, value, prog_bar=True, logger=False, on_step=True)
+
+
+def log_held_out_samples(module, evaluator) -> None:
+    """After a held-out eval during training: every rank's greedy completions (the evaluator
+    keeps them), by rank 0, to ``val_samples.jsonl`` in the stage directory and to the
+    trackers as the table ``val/samples``, at the step of the eval's metrics. A collective:
+    every rank must call it (they all evaluate at the same steps)."""
+    from pathlib import Path
+
+    from r1kit.run.samples import SampleWriter, log_sample_table
+
+    parts = gather_objects(evaluator.samples)
+    if not module.trainer.is_global_zero:
+        return
+    step = module.trainer.fit_loop.epoch_loop._batches_that_stepped
+    rows = [{"step": step, **row} for part in parts for row in part]
+    SampleWriter(Path(module.trainer.default_root_dir) / "val_samples.jsonl", 1).write(rows)
+    log_sample_table(module.loggers, "val/samples", rows, step)

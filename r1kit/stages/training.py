@@ -36,8 +36,10 @@ def run_training_stage(cfg, ctx, stage: TrainingStage) -> dict:
     stream = PromptStream(rows, seed=cfg.seed, rank=trainer.global_rank,
                           world_size=trainer.world_size)
     val_rows = parts.val_rows[trainer.global_rank::trainer.world_size]
+    # its greedy completions go to val_samples.jsonl and the trackers' val/samples table
     evaluator = Evaluator(parts.collector, val_rows, every=cfg.eval.every, k=cfg.eval.k,
-                          reduce=sum_over_ranks, batch_size=cfg.eval.batch_size)
+                          reduce=sum_over_ranks, batch_size=cfg.eval.batch_size,
+                          keep_samples=True)
     module = stage.module(cfg, ctx, parts, stream, evaluator)
     trainer.fit(module, ckpt_path=resume_checkpoint(ctx.stage_dir))
     # every rank evaluates its share of the held-out set; the manifest gets the whole set's

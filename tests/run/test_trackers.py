@@ -98,3 +98,12 @@ def test_each_stage_is_its_own_tracker_run_in_the_pipeline_group(tiny_run):
     _, run = _mlflow(tiny_run, "ev")
     metrics = json.loads((tiny_run.run_dir / "ev" / "eval.json").read_text())
     assert run.data.metrics == pytest.approx({mlflow_metric_name(k): v for k, v in metrics.items()})
+
+
+def test_held_out_completions_during_training_go_to_a_table_too(tiny_run):
+    rows = [json.loads(line) for line in (tiny_run.run_dir / "rl" / "val_samples.jsonl").open()]
+    assert [r["step"] for r in rows] == [1] * 4  # eval.every=2: once, all 4 held-out rows
+    assert {"prompt", "completion", "answer", "rewards", "reward", "truncated"} <= set(rows[0])
+    (table,) = offline_run(tiny_run.run_dir / "rl")["tables"]["val/samples"]
+    assert table["columns"][:4] == ["step", "prompt", "completion", "answer"]
+    assert [row[2] for row in table["data"]] == [r["completion"] for r in rows]

@@ -27,6 +27,7 @@ from r1kit.models.attention import auto_attention
 from r1kit.run.errors import RunStopped
 from r1kit.run.samples import log_sample_table, sample_rows
 from r1kit.samplers.base import sampler_capabilities
+from r1kit.stages.module_common import log_held_out_samples
 from r1kit.stages.module_common import (Backprop, PolicyTrainingModule, gather_objects,
                                         log_step_metrics, nanmean, rank_state, reduce_metrics,
                                         save_rank_states)
@@ -264,6 +265,8 @@ class GRPOModule(PolicyTrainingModule):
             if self.pipelined is not None:  # the eval's sampler may be the background one's
                 self.pipelined.drain()
             metrics.update(evaluator.run(step))  # summed over ranks already
+            if evaluator.keep_samples:
+                log_held_out_samples(self, evaluator)
         if self.hooks is not None:
             self.hooks.r1kit_on_train_step_end(metrics=metrics, step=step)
         log_step_metrics(self, metrics, {"reward": metrics["reward/mean"]}

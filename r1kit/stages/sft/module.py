@@ -15,6 +15,7 @@ import torch
 from r1kit.algo.logprobs import DEFAULT_CHUNK_TOKENS, completion_logprobs, pack
 from r1kit.algo.microbatch import micro_batches
 from r1kit.models.attention import auto_attention
+from r1kit.stages.module_common import log_held_out_samples
 from r1kit.stages.module_common import (Backprop, PolicyTrainingModule, log_step_metrics,
                                    reduce_metrics)
 
@@ -79,6 +80,8 @@ class SFTModule(PolicyTrainingModule):
         evaluator, step = self.evaluator, self.global_step
         if evaluator is not None and evaluator.every > 0 and step % evaluator.every == 0:
             metrics.update(evaluator.run(step))  # summed over ranks already
+            if evaluator.keep_samples:
+                log_held_out_samples(self, evaluator)
         log_step_metrics(self, metrics, {"loss": metrics["sft/loss"]})
 
     def on_fit_start(self) -> None:
