@@ -42,7 +42,8 @@ def gather_objects(obj) -> list:
 #: slowest rank; every other metric is the weighted mean over the ranks that report a finite
 #: value (a rank with no completion a reward applies to reports NaN for it).
 SUMMED = ("rollout/sampled_groups", "rollout/kept_groups", "reward_errors/", "reward_timeouts/",
-          "reward_fast_path/", "reward_math_verify/", "throughput/", "train/skipped_ranks")
+          "reward_fast_path/", "reward_math_verify/", "judge/", "throughput/",
+          "train/skipped_ranks")
 MAXED = ("time/", "rollout/refill_rounds")
 
 
