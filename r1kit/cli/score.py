@@ -12,6 +12,7 @@ a data preset (``+data=math``), else its ``prompt`` as it is.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -25,6 +26,7 @@ from r1kit.config.schema import ConfigError
 from r1kit.config.validate import plugin_options
 from r1kit.data.jsonl import read_jsonl
 from r1kit.data.loading import render_prompt
+from r1kit.rewards.judge import counters as judge_counters
 from r1kit.run.progress import Progress
 
 
@@ -67,6 +69,7 @@ def score_file(cfg: DictConfig, registry) -> int:
     template = cfg.template if cfg.template is not None else (
         cfg.data.template if cfg.data is not None else None)
     specs = reward_specs(rewards, registry)
+    judged = judge_counters.counters()
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
@@ -83,6 +86,12 @@ def score_file(cfg: DictConfig, registry) -> int:
                 handle.write(json.dumps(row) + "\n")
             progress.advance(len(chunk))
     tmp.replace(out)  # a crash never leaves a half-written output
+    if "judge" in rewards:  # what the judge cost and what it could not score
+        counts = judge_counters.judge_counts(judged, judge_counters.counters())
+        print("r1kit score: judge " + ", ".join(
+            f"{metric.removeprefix('judge/')}={int(value)}" for metric, value in counts.items()
+            if value or metric in ("judge/calls", "judge/cache_hits", "judge/failures")),
+            file=sys.stderr)
     return len(rows)
 
 
