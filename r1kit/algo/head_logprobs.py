@@ -49,13 +49,15 @@ def _logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, temperature: fl
 class HeadLogprobs(torch.autograd.Function):
     """``(logp (n,), entropy (n,))`` of ``targets`` under ``softmax((h Wᵀ + b) / T)``, chunked.
 
-    The entropy carries no gradient (it is a logged statistic, as in the plain path, which
-    computes it under ``no_grad``); it is only computed when asked for (else an empty tensor).
+    The entropy carries no gradient unless ``entropy_grad`` (an entropy bonus in the loss:
+    ``∂H/∂z = −p ⊙ (log p + H)``, one more ``chunk × V`` buffer in the backward); otherwise it
+    is a logged statistic, as in the plain path. It is only computed when asked for (else an
+    empty tensor).
     """
 
     @staticmethod
     def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor,
-                temperature: float, chunk: int, with_entropy: bool):
+                temperature: float, chunk: int, with_entropy: bool, entropy_grad: bool = False):
         dtype = _compute_dtype(hidden, weight)
         with torch.autocast(hidden.device.type, enabled=False):
             h, w = hidden.to(dtype), weight.to(dtype)
@@ -78,14 +80,18 @@ class HeadLogprobs(torch.autograd.Function):
                     # terms was 40x less accurate
                     entropy[start:end] = -z.exp().mul_(z).sum(-1)
                 del z
-        ctx.save_for_backward(hidden, weight, bias, targets, lse)
+        ctx.entropy_grad = entropy_grad and with_entropy
+        ctx.save_for_backward(hidden, weight, bias, targets, lse,
+                              entropy if ctx.entropy_grad else None)
         ctx.temperature, ctx.chunk, ctx.dtype = temperature, chunk, dtype
-        ctx.mark_non_differentiable(entropy)
+        if not ctx.entropy_grad:
+            ctx.mark_non_differentiable(entropy)
         return logp, entropy
 
     @staticmethod
     def backward(ctx, grad_logp: Tensor, grad_entropy: Tensor | None):
-        hidden, weight, bias, targets, lse = ctx.saved_tensors
+        hidden, weight, bias, targets, lse, entropy = ctx.saved_tensors
+        g_h = grad_entropy.float() if ctx.entropy_grad and grad_entropy is not None else None
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         dtype, temperature = ctx.dtype, ctx.temperature
         with torch.autocast(hidden.device.type, enabled=False):
@@ -104,8 +110,13 @@ class HeadLogprobs(torch.autograd.Function):
                 rows = torch.arange(end - start, device=h.device)
                 # ∂logp/∂z = onehot(y) − softmax(z), built in place in the recomputed logits
                 dz = _logits(h[start:end], w, b, temperature)
-                dz.sub_(lse[start:end, None]).exp_()
-                dz.mul_(-g[start:end, None])
+                dz.sub_(lse[start:end, None])  # log p
+                if g_h is None:
+                    dz.exp_().mul_(-g[start:end, None])
+                else:  # and ∂H/∂z = −p (log p + H), weighted by H's incoming gradient
+                    coef = (dz + entropy[start:end, None]).mul_(-g_h[start:end, None])
+                    dz.exp_().mul_(coef.sub_(g[start:end, None]))
+                    del coef
                 dz[rows, targets[start:end]] += g[start:end]
                 dz.div_(temperature)  # z = logits / T
                 dz = dz.to(dtype)  # what autograd does through the plain path's .float()
@@ -122,17 +133,18 @@ class HeadLogprobs(torch.autograd.Function):
         return (None if grad_h is None else grad_h.to(hidden.dtype),
                 None if grad_w is None else grad_w.to(weight.dtype),
                 None if grad_b is None else grad_b.to(bias.dtype),
-                None, None, None, None)
+                None, None, None, None, None)
 
 
 def head_logprobs(hidden: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor, *,
                   temperature: float = 1.0, chunk: int = 1024,
-                  with_entropy: bool = False) -> tuple[Tensor, Tensor | None]:
+                  with_entropy: bool = False,
+                  entropy_grad: bool = False) -> tuple[Tensor, Tensor | None]:
     """``(n,)`` log-probs of ``targets`` under the head ``(weight, bias)`` at ``temperature``
     from ``(n, H)`` hidden states, ``chunk`` tokens of logits at a time; and the entropies
-    (no gradient) if ``with_entropy``, else None."""
+    if ``with_entropy`` (with their gradient if ``entropy_grad``), else None."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     logp, entropy = HeadLogprobs.apply(hidden, weight, bias, targets, float(temperature),
-                                       int(chunk), bool(with_entropy))
+                                       int(chunk), bool(with_entropy), bool(entropy_grad))
     return logp, entropy if with_entropy else None

@@ -47,8 +47,10 @@ DEFAULT_CHUNK_TOKENS = 256
 
 
 def completion_logprobs(model, ids, attention, positions, mask, *, with_entropy: bool = False,
-                        temperature: float = 1.0, chunk_tokens: int = DEFAULT_CHUNK_TOKENS):
-    """``(N, T)`` log-probs of each completion token (0 at padding) and, optionally, entropies.
+                        temperature: float = 1.0, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+                        entropy_grad: bool = False):
+    """``(N, T)`` log-probs of each completion token (0 at padding) and, optionally, entropies
+    (a logged statistic without gradient, unless ``entropy_grad``: an entropy bonus).
 
     Only the completion positions are turned into log-probs: over a 150k vocabulary the prompt
     positions' log-softmax would dominate memory. For the architectures in
@@ -81,7 +83,7 @@ def completion_logprobs(model, ids, attention, positions, mask, *, with_entropy:
     if head is None:
         logits = model(**inputs, use_cache=False).logits
         logits = logits.reshape(-1, logits.size(-1))[flat_positions]
-        return _plain_logprobs(logits, targets, mask, with_entropy, temperature)
+        return _plain_logprobs(logits, targets, mask, with_entropy, temperature, entropy_grad)
     decoder, weight, bias = head
     hidden = decoder(**inputs, use_cache=False).last_hidden_state
     valid = mask != 0
@@ -89,14 +91,16 @@ def completion_logprobs(model, ids, attention, positions, mask, *, with_entropy:
     selected = hidden.reshape(-1, hidden.size(-1))[flat_positions[valid]]
     logp_valid, entropy_valid = head_logprobs(selected, weight, bias, targets[valid],
                                               temperature=temperature, chunk=chunk_tokens,
-                                              with_entropy=with_entropy)
+                                              with_entropy=with_entropy,
+                                              entropy_grad=entropy_grad)
     logp = _scatter(logp_valid, valid) * mask
     if not with_entropy:
         return logp, None
     return logp, _scatter(entropy_valid, valid) * mask
 
 
-def _plain_logprobs(logits, targets, mask, with_entropy: bool, temperature: float):
+def _plain_logprobs(logits, targets, mask, with_entropy: bool, temperature: float,
+                    entropy_grad: bool = False):
     """The whole-vocabulary computation from ``(N, T, V)`` logits (architectures outside
     ``HEAD_ARCHITECTURES``, and the reference the chunked path is tested against)."""
     logits = logits.float() / temperature
@@ -104,7 +108,7 @@ def _plain_logprobs(logits, targets, mask, with_entropy: bool, temperature: floa
     logp = torch.gather(logp_all, 2, targets.unsqueeze(-1)).squeeze(-1) * mask
     if not with_entropy:
         return logp, None
-    with torch.no_grad():
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
         entropy = -(logp_all.exp() * logp_all).sum(-1) * mask
     return logp, entropy
 

@@ -95,6 +95,25 @@ class AlgoConfig:
     kl_estimator: str = "k3"
     ratio_level: str = "token"  # token (GRPO) | sequence (GSPO)
     aggregation: str = "grpo"  # grpo | token_mean (DAPO) | constant (Dr. GRPO)
+    #: The per-token surrogate (``r1kit.algo.surrogates.SURROGATES``): ppo_clip (GRPO's
+    #: min(ρA, clip(ρ)A)) | dual_clip | cispo | sapo | gmpo | clip_cov | kl_cov
+    policy_loss: str = "ppo_clip"
+    dual_clip_c: float = 3.0  # dual_clip: bound c > 1 on the ratio's weight when A < 0
+    sapo_tau_pos: float = 1.0  # sapo: gate temperature for A > 0
+    sapo_tau_neg: float = 1.05  # sapo: gate temperature for A <= 0
+    #: cispo: cap on the detached importance weight (null: 1 + epsilon_high; ScaleRL uses 5)
+    cispo_weight_max: Optional[float] = None
+    cispo_clip_low: bool = False  # cispo: also floor the weight at 1 - epsilon (verl's form)
+    clip_cov_ratio: float = 2e-4  # clip_cov: share of tokens whose gradient is detached
+    clip_cov_lb: float = 1.0  # clip_cov: covariance range of the candidate tokens
+    clip_cov_ub: float = 5.0
+    kl_cov_ratio: float = 2e-4  # kl_cov: share of tokens (top covariance) penalised
+    kl_cov_coef: float = 1.0  # kl_cov: weight of the |log ρ| penalty
+    #: Entropy bonus: J += entropy_coef · agg(per-token entropy) (0: none, no extra graph)
+    entropy_coef: float = 0.0
+    #: DeepSeek-V3.2's off-policy sequence mask: drop sequences with A < 0 whose mean
+    #: log(π_old/π_θ) exceeds this δ (null: off)
+    off_policy_mask_delta: Optional[float] = None
     #: at most this many completions per forward/backward pass (a cap on rows; the memory
     #: bound is micro_batch_tokens)
     micro_batch_size: int = 16
@@ -137,6 +156,38 @@ class AlgoConfig:
                f"must be >= 1, got {self.logprob_chunk_tokens}")
         _check(self.max_refill_rounds >= 0, "algo.max_refill_rounds", "must be >= 0")
         _check(self.max_skipped_steps >= 1, "algo.max_skipped_steps", "must be >= 1")
+        self._check_policy_loss()
+
+    def _check_policy_loss(self) -> None:
+        from r1kit.algo.surrogates import SURROGATES  # the table is the list of valid names
+
+        _check(self.policy_loss in SURROGATES, "algo.policy_loss",
+               f"unknown value {self.policy_loss!r}; valid: {', '.join(SURROGATES)}")
+        _check(not getattr(SURROGATES[self.policy_loss], "needs_token_ratio", False)
+               or self.ratio_level == "token", "algo.ratio_level",
+               f"{self.policy_loss} builds its own sequence ratio; use ratio_level=token, "
+               f"got {self.ratio_level!r}")
+        _check(self.dual_clip_c > 1, "algo.dual_clip_c", f"must be > 1, got {self.dual_clip_c}")
+        for key in ("sapo_tau_pos", "sapo_tau_neg"):
+            _check(getattr(self, key) > 0, f"algo.{key}", f"must be > 0, got {getattr(self, key)}")
+        _check(self.cispo_weight_max is None or self.cispo_weight_max >= 1,
+               "algo.cispo_weight_max", f"must be null or >= 1, got {self.cispo_weight_max}")
+        for key in ("clip_cov_ratio", "kl_cov_ratio"):
+            _check(0 < getattr(self, key) <= 1, f"algo.{key}",
+                   f"must be in (0, 1], got {getattr(self, key)}")
+        _check(self.clip_cov_lb < self.clip_cov_ub, "algo.clip_cov_lb",
+               f"must be < clip_cov_ub, got {self.clip_cov_lb} >= {self.clip_cov_ub}")
+        _check(self.kl_cov_coef >= 0, "algo.kl_cov_coef", f"must be >= 0, got {self.kl_cov_coef}")
+        _check(self.off_policy_mask_delta is None or self.off_policy_mask_delta >= 0,
+               "algo.off_policy_mask_delta",
+               f"must be null or >= 0, got {self.off_policy_mask_delta}")
+
+    def surrogate_options(self):
+        """The ``SurrogateOptions`` of these fields (ε comes from epsilon/epsilon_high)."""
+        from r1kit.algo.surrogates import SurrogateOptions
+
+        return SurrogateOptions(**{f: getattr(self, f) for f in SurrogateOptions.__dataclass_fields__
+                                   if f not in ("eps_low", "eps_high")})
 
 
 @dataclass

@@ -34,27 +34,34 @@ from r1kit.stages.grpo.batch import PolicyBatch, active_rows, micro_batches
 ADDITIVE_TERMS = ("loss", "surrogate", "kl")
 #: per-token statistics: their mean over every token computed (of every micro-batch and rank),
 #: whatever the aggregation and the micro-batch size
-COMPUTED_ROW_STATS = ("clip_low_frac", "clip_high_frac", "ratio_mean", "entropy")
+COMPUTED_ROW_STATS = ("clip_low_frac", "clip_high_frac", "ratio_mean", "entropy", "cov_frac",
+                      "off_policy_masked_frac")
 
 
 def microbatch_loss(policy, batch: PolicyBatch, weights, algo, *, temperature: float,
                     max_completion_length: int):
     """−J's share from ``batch``'s rows, with gradient, and its terms for logging; ``weights``
     ``(N, T)``: the aggregation's weights of these rows' tokens in the whole batch."""
+    # the entropy carries a gradient only for an entropy bonus (else it is a logged statistic)
     logp, entropy = completion_logprobs(policy, batch.ids, batch.attention, batch.positions,
                                         batch.mask, with_entropy=True, temperature=temperature,
-                                        chunk_tokens=algo.logprob_chunk_tokens)
+                                        chunk_tokens=algo.logprob_chunk_tokens,
+                                        entropy_grad=algo.entropy_coef != 0)
     old = logp.detach() if batch.old_logp is None else batch.old_logp
     out = policy_loss(
         logp, old, batch.ref_logp, batch.advantages, batch.mask, batch.group_ids,
         epsilon=algo.epsilon, epsilon_high=algo.epsilon_high, beta=algo.beta,
         kl_estimator=algo.kl_estimator, ratio_level=algo.ratio_level,
         aggregation=algo.aggregation, max_completion_length=max_completion_length,
-        token_weights=batch.is_weights, aggregation_weights=weights)
+        token_weights=batch.is_weights, aggregation_weights=weights,
+        surrogate=algo.policy_loss, surrogate_options=algo.surrogate_options(),
+        entropy=entropy if algo.entropy_coef != 0 else None, entropy_coef=algo.entropy_coef,
+        off_policy_mask_delta=algo.off_policy_mask_delta)
     terms = {"loss": out.loss, "surrogate": out.surrogate, "kl": out.kl,
              "clip_low_frac": out.clip_low_frac, "clip_high_frac": out.clip_high_frac,
              "ratio_mean": out.ratio_mean,
-             "entropy": entropy.sum() / batch.mask.sum().clamp(min=1)}
+             "entropy": entropy.detach().sum() / batch.mask.sum().clamp(min=1),
+             "cov_frac": out.cov_frac, "off_policy_masked_frac": out.off_policy_masked_frac}
     return out.loss, {key: float(value.detach()) for key, value in terms.items()}
 
 
