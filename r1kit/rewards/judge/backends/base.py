@@ -1,5 +1,5 @@
-"""What every judge backend shares: a failed request as a value, and the prompt text of a
-conversation for backends that take plain text."""
+"""What every judge backend shares: a failed request as a value, and the token ids of a
+conversation for the backends that run a local model."""
 
 from __future__ import annotations
 
@@ -22,11 +22,14 @@ class JudgeFailure:
             raise ValueError(f"JudgeFailure kind must be one of {FAILURE_KINDS}, got {self.kind!r}")
 
 
-def conversation_text(tokenizer, conversation: list[dict]) -> str:
-    """The text a local model reads: its chat template over the conversation, opening the
-    assistant's turn, when it has one (instruction-tuned judges are trained on it); else the
-    messages' contents one after another."""
+def conversation_ids(tokenizer, conversation: list[dict]) -> list[int]:
+    """The token ids a local model reads: its chat template over the conversation, opening the
+    assistant's turn, when it has one (instruction-tuned judges are trained on it; the template
+    writes its own BOS); else the messages' contents one after another, tokenized with the
+    tokenizer's special tokens (a BOS where the model expects one). The hf and vllm backends
+    both read these ids, so the same checkpoint gets the same input from either."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(conversation, tokenize=False,
-                                             add_generation_prompt=True)
-    return "\n\n".join(message["content"] for message in conversation)
+        ids = tokenizer.apply_chat_template(conversation, tokenize=True,
+                                            add_generation_prompt=True)
+        return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+    return tokenizer.encode("\n\n".join(message["content"] for message in conversation))

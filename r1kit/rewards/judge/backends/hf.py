@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from r1kit import hookimpl
-from r1kit.rewards.judge.backends.base import conversation_text
+from r1kit.rewards.judge.backends.base import conversation_ids
 from r1kit.rewards.reward_model import rank_device
 
 
@@ -49,16 +49,16 @@ class HFJudge:
         self._lock = threading.Lock()  # one model instance: one generate at a time
 
     def complete(self, conversations: list[list[dict]]) -> list[str]:
-        texts = [conversation_text(self.tokenizer, c) for c in conversations]
+        prompts = [conversation_ids(self.tokenizer, c) for c in conversations]
         replies: list[str] = []
         with self._lock, torch.no_grad():
-            for start in range(0, len(texts), self.batch_size):
-                replies += self._generate(texts[start:start + self.batch_size])
+            for start in range(0, len(prompts), self.batch_size):
+                replies += self._generate(prompts[start:start + self.batch_size])
         return replies
 
-    def _generate(self, texts: list[str]) -> list[str]:
-        batch = self.tokenizer(texts, return_tensors="pt", padding=True,
-                               add_special_tokens=False).to(self.device)
+    def _generate(self, prompts: list[list[int]]) -> list[str]:
+        batch = self.tokenizer.pad({"input_ids": prompts}, padding=True,
+                                   return_tensors="pt").to(self.device)
         sampling = (dict(do_sample=True, temperature=self.temperature)
                     if self.temperature > 0 else dict(do_sample=False))
         devices = [self.device] if str(self.device).startswith("cuda") else []

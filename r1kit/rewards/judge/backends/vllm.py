@@ -13,7 +13,7 @@ import os
 import threading
 
 from r1kit import hookimpl
-from r1kit.rewards.judge.backends.base import conversation_text
+from r1kit.rewards.judge.backends.base import conversation_ids
 from r1kit.rewards.judge.backends.hf import weights_fingerprint
 from r1kit.samplers.vllm import INPROC_ENV, _cpu_kv_cache_bytes, _isolated_process_state
 
@@ -48,11 +48,12 @@ class VLLMJudge:
         self._lock = threading.Lock()  # LLM.generate is not reentrant
 
     def complete(self, conversations: list[list[dict]]) -> list[str]:
-        texts = [conversation_text(self.tokenizer, c) for c in conversations]
+        prompts = [{"prompt_token_ids": conversation_ids(self.tokenizer, c)}
+                   for c in conversations]
         params = self._vllm.SamplingParams(temperature=self.temperature,
                                            max_tokens=self.max_new_tokens, seed=self.seed)
         with self._lock, _isolated_process_state():
-            outputs = self.llm.generate(texts, params, use_tqdm=False)
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
         return [out.outputs[0].text for out in outputs]  # in the prompts' order
 
     def close(self) -> None:
