@@ -56,12 +56,14 @@ def test_judged_correct_unverifiable_samples_are_kept_and_counted(tmp_path):
             asked = len({r["prompt"] for r in stub.requests})
             assert metrics["judge/calls"] == asked <= len(judged) * SAMPLES
             assert metrics["judge/cache_hits"] == 0
-            broken = sum("[broken]" in r["prompt"] for r in stub.requests) // 2  # 1 retry
-            rambling = sum("[ramble]" in r["prompt"] for r in stub.requests)
-            assert broken >= 1 and rambling >= 1
-            assert metrics["judge/failures/http_error"] == broken
-            assert metrics["judge/failures/unparseable"] == rambling
-            assert metrics["judge/failures"] == broken + rambling
+            # distinct requests of the broken prompt (each tried twice: retries=1)
+            broken = sum("[broken]" in r["prompt"] for r in stub.requests) // 2
+            assert broken >= 1
+            # failures count samples not scored: every sample of the broken prompt and of the
+            # rambling one
+            assert metrics["judge/failures/http_error"] == SAMPLES
+            assert metrics["judge/failures/unparseable"] == SAMPLES
+            assert metrics["judge/failures"] == 2 * SAMPLES
             # the SFT set: judged-correct general samples only, with their judge score
             assert {r["prompt"] for r in kept} == {f"[yes] Greet {i}." for i in range(3)}
             assert all(r["rewards"]["judge"] == 1.0 and r["rewards"]["accuracy"] is None

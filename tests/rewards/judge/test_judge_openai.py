@@ -129,3 +129,36 @@ def test_routing_only_unverifiable_rows_through_the_harness(stub, tmp_path):
     assert scores.parts["accuracy"] == [1.0, None, None, None]
     assert scores.parts["judge"] == [None, 1.0, 0.0, None]
     assert len(stub.requests) == 2
+
+
+def test_a_training_steps_rollout_stats_count_the_judge(stub, tmp_path):
+    """The GRPO path: ``RolloutCollector.collect``'s stats carry the judge's counts, which sum
+    over ranks like the other counters."""
+    from r1kit.config.schema import ModelConfig
+    from r1kit.models.tiny import build_tokenizer
+    from r1kit.plugin.manager import get_registry
+    from r1kit.rollout.collector import RolloutCollector
+    from r1kit.samplers.base import Generation
+    from r1kit.stages.module_common import SUMMED
+
+    tokenizer = build_tokenizer()
+
+    class Repeats:  # every sample of a prompt says "Paris"
+        def generate(self, prompt_ids, num_samples, *, greedy=False):
+            ids = [tokenizer.encode("Paris") for _ in range(len(prompt_ids) * num_samples)]
+            return Generation(completion_ids=ids, truncated=[False] * len(ids), logprobs=None)
+
+    class Stream:
+        def take(self, n):
+            return [_row("Capital of France?"), _row("[broken] Capital?")][:n]
+
+    specs = reward_specs({"judge": _options(stub, tmp_path, retries=0)}, get_registry())
+    collector = RolloutCollector(sampler=Repeats(), tokenizer=tokenizer, model_cfg=ModelConfig(),
+                                 template="{prompt}", rewards=specs, filters=[])
+    rollout, stats = collector.collect(Stream(), num_prompts=2, group_size=3,
+                                       max_refill_rounds=0)
+    # identical samples of a prompt are asked once; failures count the samples not scored
+    assert stats["judge/calls"] == 2 and stats["judge/failures/http_error"] == 3
+    assert rollout.reward_parts["judge"][:3].tolist() == [1.0] * 3
+    assert rollout.reward_parts["judge"][3:].isnan().all()  # failed: not judged
+    assert all(key.startswith(SUMMED) for key in stats if key.startswith("judge/"))
