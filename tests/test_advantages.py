@@ -117,9 +117,13 @@ def test_registered_as_plugins_taking_typed_options():
     others = [m for m in BUILTIN_PLUGINS if m not in mine]  # may not exist yet
     pm = create_plugin_manager(autoload=False, blocked=others)
     registry = build_registry(pm)
-    assert registry.names("advantage") == ["dr_grpo", "grpo", "reinforce_pp", "rloo"]
+    assert registry.names("advantage") == ["dr_grpo", "gdpo", "grpo", "pass_at_k",
+                                           "reinforce_pp", "rloo"]
     for entry in registry.entries("advantage"):
         assert entry.provider.startswith("r1kit ")
-        # (rewards, group_ids, options): the defaults live in the schema alone
+        # (rewards, group_ids, options): the defaults live in the schema alone; estimators of
+        # each reward's own scores also take them (and the weights) as keywords
         params = list(inspect.signature(entry.obj).parameters)
-        assert params == ["rewards", "group_ids", "options"], entry.name
+        extra = ["reward_parts", "reward_weights"] \
+            if getattr(entry.obj, "uses_reward_parts", False) else []
+        assert params == ["rewards", "group_ids", "options", *extra], entry.name

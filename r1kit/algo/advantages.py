@@ -5,6 +5,11 @@ are the completions of one prompt; they may differ in size after filters, and id
 contiguous. Wherever a group's rewards are all equal (including a group of one) the advantage is
 exactly 0: such a group carries no signal about which completion is better, and dividing its
 zero deviations by a zero std must not produce NaN.
+
+An estimator that needs each reward's own scores (GDPO's per-reward normalisation, pass@k on
+the accuracy part) sets ``fn.uses_reward_parts = True``: ``compute_advantages`` then also
+passes ``reward_parts`` (``Rollout.reward_parts``, NaN where a reward did not apply) and
+``reward_weights`` (each reward's configured weight) as keywords.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from torch import Tensor
 
 from r1kit import hookimpl
 from r1kit.algo.groups import group_all_equal, group_count, group_index, group_mean, group_sum
+from r1kit.algo.multi_reward import GDPOAdvantageOptions, gdpo_advantages
+from r1kit.algo.pass_at_k import PassAtKAdvantageOptions, pass_at_k_advantages
 from r1kit.config.schema import ConfigError
 
 
@@ -101,9 +108,21 @@ def reinforce_pp_advantages(rewards: Tensor, group_ids: Tensor,
     return dev / (dev.std() + options.epsilon)
 
 
+def compute_advantages(fn, rollout, options, reward_specs=()) -> Tensor:
+    """``fn``'s advantages for ``rollout``: from the total rewards and groups, plus each
+    reward's scores and weights (``reward_specs``: the composed ``RewardSpec`` list) for an
+    estimator with ``uses_reward_parts``."""
+    if not getattr(fn, "uses_reward_parts", False):
+        return fn(rollout.rewards, rollout.group_ids, options)
+    return fn(rollout.rewards, rollout.group_ids, options, reward_parts=rollout.reward_parts,
+              reward_weights={spec.name: spec.weight for spec in reward_specs})
+
+
 @hookimpl
 def r1kit_register_advantages(register):
     register("grpo", grpo_advantages, schema=GRPOAdvantageOptions)
     register("dr_grpo", dr_grpo_advantages)
     register("rloo", rloo_advantages)
     register("reinforce_pp", reinforce_pp_advantages, schema=ReinforcePPAdvantageOptions)
+    register("gdpo", gdpo_advantages, schema=GDPOAdvantageOptions)
+    register("pass_at_k", pass_at_k_advantages, schema=PassAtKAdvantageOptions)

@@ -39,10 +39,12 @@ class SamplerCapabilities:
     #: μ > 1 then takes π_old from it instead of a forward pass.
     exact_logprobs: bool = False
     #: The correction for the gap between its log-probs and the trainer's (an engine with
-    #: its own kernels): ``"none"`` or ``"tis"`` (truncated importance sampling, weights
-    #: ``min(π_old / π_sampler, importance_cap)`` per token).
+    #: its own kernels): an entry of ``r1kit.algo.correction.CORRECTIONS``: ``"none"``,
+    #: ``"tis"`` (truncated importance sampling, ``min(π_old / π_sampler, importance_cap)`` per
+    #: token), ``"token_mask"``, ``"icepop"``, ``"seq_tis"``, ``"seq_mask"``.
     importance_correction: str = "none"
-    importance_cap: float = 2.0
+    importance_cap: float = 2.0  #: upper bound of the ratio (truncation cap, mask upper edge)
+    importance_floor: float = 0.5  #: lower edge of the masking corrections' band
     #: It generates with the training policy's own tensors (no weights of its own): pipelined
     #: rollouts (``algo.async_rollouts``) then give a second instance a copy of the weights.
     samples_policy_in_place: bool = False

@@ -34,14 +34,16 @@ from typing import Optional
 import torch
 
 from r1kit import hookimpl
+from r1kit.algo.correction import CORRECTIONS
 from r1kit.models import lora
 from r1kit.config.schema import _check
 from r1kit.samplers.base import Generation, SamplerCapabilities
 
 log = logging.getLogger(__name__)
 
-#: ``importance_correction`` values: the trainer reads the sampler's attributes to apply them.
-IMPORTANCE_CORRECTIONS = ("none", "tis")
+#: ``importance_correction`` values (``r1kit.algo.correction``): the trainer reads the sampler's
+#: capabilities to apply them.
+IMPORTANCE_CORRECTIONS = tuple(CORRECTIONS)
 LOGPROBS_MODES = ("processed_logprobs", "raw_logprobs")
 #: Environment variable that keeps vLLM's engine core in this process (needed by sync_weights).
 INPROC_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
@@ -64,10 +66,14 @@ class VLLMSamplerOptions:
     #: Between ``generate`` calls, offload the engine's weights and drop its KV cache (vLLM sleep
     #: level 1) so training gets the GPU memory back. GPU builds only; ignored on CPU.
     enable_sleep_mode: bool = False
-    #: Correct the train/inference mismatch in the loss: none, or tis (truncated importance
-    #: sampling, per-token weight min(π_old / π_sampler, importance_cap)). Applied by the trainer.
+    #: Correct the train/inference mismatch in the loss (applied by the trainer; ρ = π_old /
+    #: π_sampler per token): none; tis (weight min(ρ, importance_cap)); token_mask (drop tokens
+    #: with ρ outside [importance_floor, importance_cap]); icepop (ρ inside that band, 0
+    #: outside); seq_tis (min(Π_t ρ_t, cap) per sequence); seq_mask (drop sequences whose
+    #: geometric-mean ρ is outside the band). See r1kit.algo.correction.
     importance_correction: str = "none"
     importance_cap: float = 2.0
+    importance_floor: float = 0.5
     #: Which log-probs the engine reports: processed_logprobs (after temperature and top-p: the
     #: distribution actually sampled) or raw_logprobs (the model's, temperature 1).
     logprobs_mode: str = "processed_logprobs"
@@ -94,6 +100,13 @@ class VLLMSamplerOptions:
                f"got {self.importance_correction!r}")
         _check(self.importance_cap > 0, "sampler.importance_cap",
                f"must be > 0, got {self.importance_cap}")
+        _check(self.importance_floor > 0, "sampler.importance_floor",
+               f"must be > 0, got {self.importance_floor}")
+        # only the masking corrections use a band; TIS with a cap below 0.5 stays valid
+        _check(self.importance_correction not in ("token_mask", "icepop", "seq_mask")
+               or self.importance_floor < self.importance_cap, "sampler.importance_floor",
+               f"must be < importance_cap for {self.importance_correction}, got "
+               f"{self.importance_floor} >= {self.importance_cap}")
         _check(self.logprobs_mode in LOGPROBS_MODES, "sampler.logprobs_mode",
                f"must be one of {', '.join(LOGPROBS_MODES)}, got {self.logprobs_mode!r}")
         _check(self.max_model_len is None or self.max_model_len >= 2, "sampler.max_model_len",
@@ -190,7 +203,8 @@ class VLLMSampler:
         self.sync_every = options.sync_every
         self.capabilities = SamplerCapabilities(
             importance_correction=options.importance_correction,
-            importance_cap=options.importance_cap)
+            importance_cap=options.importance_cap,
+            importance_floor=options.importance_floor)
         self.logprobs_mode = logprobs_mode = options.logprobs_mode
         dtype, max_model_len = options.dtype, options.max_model_len
         kv_cache_memory_bytes = options.kv_cache_memory_bytes

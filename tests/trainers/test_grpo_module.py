@@ -102,7 +102,8 @@ def test_an_engine_sampler_is_compared_on_every_row_and_corrected_with_tis(monke
     batch, mismatch, passes = _policy_batch(module, _rollout(SAMPLED), monkeypatch)
     assert passes == [None]  # every row, even at μ = 1 and for zero-advantage groups
     assert set(mismatch) == {"sampler/logprob_diff", "sampler/logprob_diff_max",
-                             "sampler/ratio_mean", "sampler/kl"}
+                             "sampler/ratio_mean", "sampler/kl", "sampler/is_masked_frac"}
+    assert mismatch["sampler/is_masked_frac"] == 0.0  # none and tis drop no token
     assert mismatch["sampler/logprob_diff"] > 0
     if correction == "none":
         assert batch.is_weights is None

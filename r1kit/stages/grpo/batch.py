@@ -15,8 +15,8 @@ from torch.nn.utils.rnn import pad_sequence
 from r1kit.algo.logprobs import completion_logprobs, pack
 from r1kit.algo.microbatch import learning_rows
 from r1kit.algo.microbatch import micro_batches as split_rows
-from r1kit.algo.mismatch import (importance_weights, logprob_mismatch,
-                                     sampler_logprob_tensor)
+from r1kit.algo.correction import CORRECTIONS, masked_fraction
+from r1kit.algo.mismatch import logprob_mismatch, sampler_logprob_tensor
 
 
 @dataclass
@@ -147,22 +147,21 @@ def padded_reference(reference_logprobs: list[Tensor], mask: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------- an engine sampler's mismatch
-def engine_mismatch(sampled: Tensor, old_logp: Tensor, mask: Tensor) -> dict:
-    """``sampler/*`` metrics: how far the engine's log-probs are from the trainer's π_old."""
-    return {f"sampler/{key}": value
-            for key, value in logprob_mismatch(sampled, old_logp, mask).items()}
-
-
-#: ``capabilities.importance_correction`` -> the per-token surrogate weights it asks for
-CORRECTIONS = {
-    "none": lambda sampled, old_logp, mask, cap: None,
-    "tis": lambda sampled, old_logp, mask, cap: importance_weights(sampled, old_logp, mask,
-                                                                   cap=cap),
-}
+def engine_mismatch(sampled: Tensor, old_logp: Tensor, mask: Tensor,
+                    weights: Tensor | None = None) -> dict:
+    """``sampler/*`` metrics: how far the engine's log-probs are from the trainer's π_old, and
+    the share of tokens the correction ``weights`` dropped (``is_masked_frac``)."""
+    metrics = {f"sampler/{key}": value
+               for key, value in logprob_mismatch(sampled, old_logp, mask).items()}
+    metrics["sampler/is_masked_frac"] = masked_fraction(weights, mask)
+    return metrics
 
 
 def correction_weights(capabilities, sampled: Tensor, old_logp: Tensor,
                        mask: Tensor) -> Tensor | None:
-    """The weights correcting the engine's sampling distribution toward π_old (None: none)."""
+    """The weights correcting the engine's sampling distribution toward π_old (None: none):
+    ``capabilities.importance_correction`` names an entry of ``r1kit.algo.correction``'s
+    ``CORRECTIONS``, bounded by ``importance_floor`` and ``importance_cap``."""
     correct = CORRECTIONS[capabilities.importance_correction]
-    return correct(sampled, old_logp, mask, capabilities.importance_cap)
+    return correct(sampled, old_logp, mask, capabilities.importance_floor,
+                   capabilities.importance_cap)

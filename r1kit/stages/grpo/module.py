@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from r1kit.algo.advantages import compute_advantages
 from r1kit.models import lora
 from r1kit.models.attention import auto_attention
 from r1kit.run.errors import RunStopped
@@ -153,8 +154,9 @@ class GRPOModule(PolicyTrainingModule):
         finished rollout (``r1kit_on_rollout``)."""
         if rollout is None:
             return None
-        advantages = self.advantage_fn(rollout.rewards, rollout.group_ids,
-                                       self.advantage_options)
+        # the reward specs' weights matter only to estimators of each reward's own scores
+        advantages = compute_advantages(self.advantage_fn, rollout, self.advantage_options,
+                                        getattr(self.collector, "rewards", ()))
         if self.hooks is not None:
             self.hooks.r1kit_on_rollout(rollout=rollout, step=self.global_step)
         return advantages
@@ -180,7 +182,7 @@ class GRPOModule(PolicyTrainingModule):
             return batch, {}
         batch.is_weights = correction_weights(self.capabilities, sampled, batch.old_logp,
                                               batch.mask)
-        return batch, engine_mismatch(sampled, batch.old_logp, batch.mask)
+        return batch, engine_mismatch(sampled, batch.old_logp, batch.mask, batch.is_weights)
 
     def _behaviour_logprobs(self, batch, kind: str, sampled):
         """log π_old, from where ``behaviour_source`` says (None: the update's own, detached)."""
