@@ -31,9 +31,15 @@ RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
 
 
 class _Retryable(Exception):
+    """A failure worth another attempt; ``kind`` is the JudgeFailure kind if it persists."""
+
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class _Fatal(Exception):
+    """A request the server refused for good (a 4xx other than the retryable ones)."""
 
 
 class OpenAIJudge:
@@ -66,6 +72,7 @@ class OpenAIJudge:
         body = json.dumps({"model": self.model, "messages": conversation,
                            "max_tokens": self.max_tokens, "temperature": self.temperature,
                            "seed": self.seed}).encode()
+        last: _Retryable | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 counters.count("retries")
@@ -73,12 +80,12 @@ class OpenAIJudge:
             try:
                 return self._post(body)
             except _Retryable as err:
-                failure = JudgeFailure(err.kind, str(err))
+                last = err
                 log.info("judge request to %s failed (%s: %s), attempt %d of %d", self.url,
                          err.kind, err, attempt + 1, self.retries + 1)
             except _Fatal as err:
                 return JudgeFailure("http_error", str(err))
-        return failure
+        return JudgeFailure(last.kind, f"{last} (after {self.retries + 1} attempts)")
 
     def _post(self, body: bytes) -> str:
         request = urllib.request.Request(self.url, data=body, headers=self.headers,
@@ -101,10 +108,6 @@ class OpenAIJudge:
             # RemoteDisconnected, IncompleteRead, a reset: the server went away mid-request
             raise _Retryable("connection_error", f"{type(err).__name__}: {err}") from None
         return _reply_text(raw)
-
-
-class _Fatal(Exception):
-    """A request the server refused for good (a 4xx other than the retryable ones)."""
 
 
 def _reply_text(raw: bytes) -> str:
