@@ -133,8 +133,8 @@ def _sapo_gate(ratio: Tensor, tau: Tensor) -> Tensor:
 
 
 def sapo(x: Inputs, o: SurrogateOptions) -> Surrogate:
-    """SAPO (Soft Adaptive Policy Optimization, Gao et al. 2025, arXiv:2511.20347; TRL and
-    verl ``sapo``): ``f(ρ) A`` with the soft gate ``f(ρ) = σ(τ(ρ − 1)) · 4/τ``.
+    """SAPO (Soft Adaptive Policy Optimization, Qwen team 2025, arXiv:2511.20347; TRL
+    and verl ``sapo``): ``f(ρ) A`` with the soft gate ``f(ρ) = σ(τ(ρ − 1)) · 4/τ``.
 
     ``τ = algo.sapo_tau_pos`` where A > 0, ``algo.sapo_tau_neg`` elsewhere (defaults 1.0 and
     1.05: negative tokens are damped faster, their updates being the less stable). The
@@ -152,7 +152,7 @@ def sapo(x: Inputs, o: SurrogateOptions) -> Surrogate:
 
 
 def gmpo(x: Inputs, o: SurrogateOptions) -> Surrogate:
-    """GMPO (Geometric-Mean Policy Optimization, Zhao et al. 2025, arXiv:2507.20673; verl
+    """GMPO (Geometric-Mean Policy Optimization, 2025, arXiv:2507.20673; verl
     ``geo_mean``): ``A_i · exp((1/|o_i|) Σ_t l̂_{i,t})``, the geometric mean of the token ratios
     instead of their arithmetic mean, so one outlier token moves a sequence's objective less.
 
