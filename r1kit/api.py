@@ -105,7 +105,9 @@ class AdvantageFn(Protocol):
     ``rewards`` and ``group_ids`` are 1-D and of equal length N; ``group_ids[i]`` (long) is the
     prompt group of completion ``i``. Returns a float tensor of N values, never NaN (a group of
     one or of equal rewards must still give numbers). ``options``: the typed ``advantage``
-    node.
+    node. An estimator of each reward's own scores sets ``fn.uses_reward_parts = True`` and
+    then also receives ``reward_parts`` (``Rollout.reward_parts``) and ``reward_weights``
+    (name -> configured weight) as keywords (the built-in ``gdpo`` and ``pass_at_k`` do).
     """
 
     def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor,
