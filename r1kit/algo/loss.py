@@ -98,7 +98,8 @@ def policy_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advanta
         larger batch these rows are part of (``Aggregation.weights``): the loss is then these
         rows' share of that batch's, so micro-batches of any rows sum to the batch's loss.
     :param surrogate: a ``SURROGATES`` name (``algo.policy_loss``); ``ppo_clip`` is the formula
-        above. ``surrogate_options`` holds its knobs (ε are taken from ``epsilon``/``epsilon_high``).
+        above. ``surrogate_options`` holds its knobs (ε are taken from ``epsilon`` and
+        ``epsilon_high``).
     :param entropy: optional ``(N, T)`` per-token entropies of π_θ; with ``entropy_coef`` ≠ 0
         they must carry their gradient (J gains ``entropy_coef · agg(entropy)``).
     :param off_policy_mask_delta: δ of DeepSeek-V3.2's off-policy sequence mask (None: off).

@@ -162,6 +162,8 @@ def gmpo(x: Inputs, o: SurrogateOptions) -> Surrogate:
     ``aggregation=grpo`` (the paper's (1/G) Σ_i) a sequence's tokens average back to it, and the
     gradient through the geometric mean is exactly the paper's. It defines its own sequence
     ratio, so it needs ``ratio_level=token``. ``ratio`` reports the unclipped geometric mean.
+    Per-token ``token_weights`` (a rollout correction) then weigh the sequence by their
+    arithmetic mean over its tokens under ``grpo`` (verl's GMPO uses their geometric mean).
     """
     l = x.log_ratio
     sign = torch.sign(x.adv)

@@ -186,8 +186,8 @@ class AlgoConfig:
         """The ``SurrogateOptions`` of these fields (ε comes from epsilon/epsilon_high)."""
         from r1kit.algo.surrogates import SurrogateOptions
 
-        return SurrogateOptions(**{f: getattr(self, f) for f in SurrogateOptions.__dataclass_fields__
-                                   if f not in ("eps_low", "eps_high")})
+        knobs = [f for f in SurrogateOptions.__dataclass_fields__ if f not in ("eps_low", "eps_high")]
+        return SurrogateOptions(**{f: getattr(self, f) for f in knobs})
 
 
 @dataclass

@@ -6,7 +6,8 @@ import torch
 
 from r1kit.algo.surrogates import SURROGATES
 from r1kit.config.schema import AlgoConfig
-from tests.trainers.test_grpo_update import COMMON, G, GROUPS, _update, model_and_batch  # noqa: F401
+from tests.trainers.test_grpo_update import G, GROUPS, _update
+from tests.trainers.test_grpo_update import model_and_batch  # noqa: F401 (the fixture)
 
 SPLIT_EXACT = sorted(set(SURROGATES) - {"clip_cov", "kl_cov"})  # those select per micro-batch
 
