@@ -63,6 +63,8 @@ MODELS = {
     "medium": dict(hidden_size=256, num_layers=8, num_heads=8, intermediate_size=1024,
                    max_position_embeddings=256),
 }
+#: Real shapes (``benchmarks/real_shapes.py``): the real vocabulary and widths, few layers.
+REAL_MODELS = {"qwen2.5-0.5b-2l": 2}
 
 #: The GRPO work both frameworks do per step (``--set key=value`` changes it).
 SPEED_WORK = dict(prompts=4, group_size=8, max_new_tokens=64, beta=0.04, iterations=1,
@@ -81,7 +83,7 @@ SFT_OVERRIDES = ["pipeline=sft", "data.num_solutions=300", "data.batch_size=32",
 
 
 # ------------------------------------------------------------------------------ shared pieces
-def digits_reward(completions, examples=None, **options):
+def digits_reward(completions, examples=None, options=None):
     """The cheap reward of ``--reward digits``: the fraction of characters that are digits."""
     return [sum(c.isdigit() for c in text) / max(len(text), 1) for text in completions]
 
@@ -226,6 +228,13 @@ def run_r1kit(spec: dict) -> dict:
 
         logprobs.PACKABLE_ARCHITECTURES = set()
         overrides += ["sampler.fast_decode=false", "model.attn_implementation=sdpa"]
+    if spec.get("full_logits"):
+        # r1kit's log-prob passes as they were before the chunked output head: the whole
+        # (rows, tokens, vocabulary) logits, their log-softmax and its exp for the entropy
+        # (``--frameworks r1kit-full-logits``, the "before" of issue 16)
+        from r1kit.algo import logprobs
+
+        logprobs.HEAD_ARCHITECTURES = set()
     registry = pluginmanager.install(extra_plugins=(("bench_timing", Plugin()),))
     prepare()
     GlobalHydra.instance().clear()
@@ -321,6 +330,8 @@ def run_trl(spec: dict) -> dict:
 def _spawn(framework: str, spec: dict) -> dict:
     if framework == "r1kit-base":
         framework, spec = "r1kit", {**spec, "baseline": True}
+    if framework == "r1kit-full-logits":
+        framework, spec = "r1kit", {**spec, "full_logits": True}
     if framework == "trl-eager":
         framework, spec = "trl", {**spec, "trl_eager": True}
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
@@ -338,6 +349,11 @@ def _spawn(framework: str, spec: dict) -> dict:
 def _build_model(work_dir: Path, name: str) -> Path:
     from r1kit.models.tiny import ensure_tiny_model
 
+    if name in REAL_MODELS:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from real_shapes import build_qwen25_05b
+
+        return build_qwen25_05b(work_dir / f"model-{name}", REAL_MODELS[name])
     return ensure_tiny_model(work_dir / f"model-{name}", seed=0, **MODELS[name])
 
 
@@ -443,12 +459,14 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny model, one run, few steps")
     parser.add_argument("--mode", choices=("speed", "accuracy"), default="speed")
     parser.add_argument("--models", default=None,
-                        help="comma list of " + ",".join(MODELS) + " (accuracy mode: the first "
+                        help="comma list of " + ",".join([*MODELS, *REAL_MODELS]) +
+                             " (accuracy mode: the first "
                              "one; tiny is the embedded default's model)")
     parser.add_argument("--frameworks", default="r1kit,trl",
                         help="comma list of r1kit, trl, trl-eager (TRL with eager attention, "
                              "r1kit's CPU default), r1kit-base (r1kit without its fast "
-                             "decoding loop and packed log-prob forwards: an ablation)")
+                             "decoding loop and packed log-prob forwards: an ablation), "
+                             "r1kit-full-logits (r1kit without its chunked output head)")
     parser.add_argument("--reward", choices=("r1", "digits"), default="r1",
                         help="r1: r1kit's accuracy+format; digits: a cheap Python reward")
     parser.add_argument("--steps", default=None,

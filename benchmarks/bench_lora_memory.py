@@ -23,22 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def build_model(directory: Path, layers: int) -> Path:
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from r1kit.models.tiny import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    config = Qwen2Config(vocab_size=151936, hidden_size=896, num_hidden_layers=layers,
-                         num_attention_heads=14, num_key_value_heads=2, intermediate_size=4864,
-                         max_position_embeddings=32768, rope_theta=1e6, tie_word_embeddings=True,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=tokenizer.eos_token_id, use_sliding_window=False)
-    Qwen2ForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+from real_shapes import build_qwen25_05b  # noqa: E402
 
 
 def child(model_dir: str, run_dir: str, tokens: int, rank: int) -> None:
@@ -93,7 +80,7 @@ def main() -> None:
         child(model_dir, run_dir, int(tokens), int(rank))
         return
     with tempfile.TemporaryDirectory() as work:
-        model_dir = build_model(Path(work) / "model", args.layers)
+        model_dir = build_qwen25_05b(Path(work) / "model", args.layers)
         rows = {}
         for name, rank in (("full", 0), (f"lora r={args.rank}", args.rank)):
             out = subprocess.run([sys.executable, __file__, "--child", str(model_dir),

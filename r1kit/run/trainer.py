@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from r1kit.run.checkpoint_io import StreamingCheckpointIO
 from r1kit.run.loggers import build_loggers, log_stage_record
 from r1kit.run.ranks import is_global_zero
 
@@ -38,6 +39,9 @@ def build_trainer(cfg, stage_dir: Path, extra_callbacks=()) -> L.Trainer:
     return L.Trainer(default_root_dir=str(stage_dir), logger=loggers,
                      callbacks=[checkpoint, _KeepMetricsOnResume(loggers[0], stage_dir),
                                 *extra_callbacks],
+                     # checkpoints go straight to disk: Lightning's own save holds a copy
+                     # of the weights and optimizer state in memory while it writes
+                     plugins=[StreamingCheckpointIO()],
                      deterministic=bool(cfg.deterministic) or None,
                      enable_model_summary=False, num_sanity_val_steps=0,
                      limit_val_batches=0, **args)
