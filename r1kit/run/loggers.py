@@ -111,6 +111,10 @@ def _code_block(value) -> str:
 # ------------------------------------------------------------------------------ W&B
 def _wandb(cfg, stage_dir: Path, names: RunNames) -> Logger:
     options = cfg.logger.wandb
+    # absolute: the run's files are written by the wandb-core service, a separate process that
+    # resolves a relative path against its own working directory, which is not the run's when
+    # the service was started by another process (a parent that logged before, a notebook)
+    stage_dir = Path(stage_dir).resolve()
     return WandbLogger(
         project=cfg.logger.project, entity=options.entity, mode=options.mode,
         save_dir=str(stage_dir), name=names.display, id=_stable_id(stage_dir, "wandb_id.txt"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 from pathlib import Path
 
 BLOCK = 32768
@@ -40,17 +39,9 @@ def _records(path: Path) -> list[bytes]:
     return out
 
 
-def _run_file(run_dir: Path, wait_s: float = 30.0) -> Path:
-    """The run's ``run-*.wandb`` file. wandb-core (a separate Go process) writes it and may
-    still be creating it when the Python process that logged has returned (seen once in ~20
-    runs under a loaded CI machine), so this waits for it rather than failing at once."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        found = list(run_dir.glob("run-*.wandb"))
-        if len(found) == 1 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert len(found) == 1, (f"{run_dir} has {len(found)} run-*.wandb files after {wait_s} s: "
+def _run_file(run_dir: Path) -> Path:
+    found = list(run_dir.glob("run-*.wandb"))
+    assert len(found) == 1, (f"{run_dir} has {len(found)} run-*.wandb files: "
                              f"{sorted(p.name for p in run_dir.iterdir())}")
     return found[0]
 
