@@ -330,6 +330,8 @@ def run_trl(spec: dict) -> dict:
 def _spawn(framework: str, spec: dict) -> dict:
     if framework == "r1kit-base":
         framework, spec = "r1kit", {**spec, "baseline": True}
+    if framework == "r1kit-sdpa":  # torch's SDPA in the training passes (O(T) memory on CPU)
+        framework, spec = "r1kit", {**spec, "r1kit_overrides": ["model.attn_implementation=sdpa"]}
     if framework == "r1kit-full-logits":
         framework, spec = "r1kit", {**spec, "full_logits": True}
     if framework == "trl-eager":
@@ -466,7 +468,8 @@ def main(argv=None) -> None:
                         help="comma list of r1kit, trl, trl-eager (TRL with eager attention, "
                              "r1kit's CPU default), r1kit-base (r1kit without its fast "
                              "decoding loop and packed log-prob forwards: an ablation), "
-                             "r1kit-full-logits (r1kit without its chunked output head)")
+                             "r1kit-full-logits (r1kit without its chunked output head), "
+                             "r1kit-sdpa (r1kit with SDPA attention, its GPU default, on CPU)")
     parser.add_argument("--reward", choices=("r1", "digits"), default="r1",
                         help="r1: r1kit's accuracy+format; digits: a cheap Python reward")
     parser.add_argument("--steps", default=None,
