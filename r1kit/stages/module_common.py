@@ -10,12 +10,15 @@ import math
 import random
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from r1kit.run.samples import SampleWriter, log_sample_table
 
 
 def nanmean(values: torch.Tensor) -> float:
@@ -305,19 +308,20 @@ def log_step_metrics(module, metrics: dict, progress: dict) -> None:
         module.log(key, value, prog_bar=True, logger=False, on_step=True)
 
 
-def log_held_out_samples(module, evaluator) -> None:
-    """After a held-out eval during training: every rank's greedy completions (the evaluator
-    keeps them), by rank 0, to ``val_samples.jsonl`` in the stage directory and to the
-    trackers as the table ``val/samples``, at the step of the eval's metrics. A collective:
-    every rank must call it (they all evaluate at the same steps)."""
-    from pathlib import Path
-
-    from r1kit.run.samples import SampleWriter, log_sample_table
-
-    parts = gather_objects(evaluator.samples)
-    if not module.trainer.is_global_zero:
-        return
-    step = module.trainer.fit_loop.epoch_loop._batches_that_stepped
-    rows = [{"step": step, **row} for part in parts for row in part]
-    SampleWriter(Path(module.trainer.default_root_dir) / "val_samples.jsonl", 1).write(rows)
-    log_sample_table(module.loggers, "val/samples", rows, step)
+def held_out_eval(module, evaluator, step: int) -> dict:
+    """A training stage's held-out metrics at ``step`` when its evaluator is due (else none),
+    summed over ranks; the greedy completions it keeps go, by rank 0, to ``val_samples.jsonl``
+    in the stage directory and to the trackers as the table ``val/samples``, at the step of the
+    metrics. A collective: every rank calls it at every step (they all evaluate alike)."""
+    if evaluator is None or not evaluator.due(step):
+        return {}
+    metrics = evaluator.run(step)
+    if evaluator.keep_samples:
+        parts = gather_objects(evaluator.samples)
+        if module.trainer.is_global_zero:
+            logged_step = module.trainer.fit_loop.epoch_loop._batches_that_stepped
+            rows = [{"step": logged_step, **row} for part in parts for row in part]
+            SampleWriter(Path(module.trainer.default_root_dir) / "val_samples.jsonl",
+                         1).write(rows)
+            log_sample_table(module.loggers, "val/samples", rows, logged_step)
+    return metrics

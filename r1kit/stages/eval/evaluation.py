@@ -38,6 +38,10 @@ class Evaluator:
         self.reduce, self.batch_size, self.progress = reduce, batch_size, progress
         self.keep_samples, self.samples = keep_samples, []
 
+    def due(self, step: int) -> bool:
+        """Whether a training stage evaluates at ``step`` (every ``every`` steps; 0: never)."""
+        return self.every > 0 and step % self.every == 0
+
     def metric_names(self) -> list[str]:
         """The same on every rank (from the config, not from the rows a rank holds)."""
         rewards = [spec.name for spec in self.collector.rewards]

@@ -28,10 +28,9 @@ from r1kit.models.attention import auto_attention
 from r1kit.run.errors import RunStopped
 from r1kit.run.samples import log_sample_table, sample_rows
 from r1kit.samplers.base import sampler_capabilities
-from r1kit.stages.module_common import log_held_out_samples
 from r1kit.stages.module_common import (Backprop, PolicyTrainingModule, gather_objects,
-                                        log_step_metrics, nanmean, rank_state, reduce_metrics,
-                                        save_rank_states)
+                                        held_out_eval, log_step_metrics, nanmean, rank_state,
+                                        reduce_metrics, save_rank_states)
 from r1kit.stages.grpo.batch import (active_rows, batch_logprobs, behaviour_source,
                                        correction_weights, engine_mismatch, padded_reference,
                                        sampler_logprobs_kind, sampler_logprobs_tensor,
@@ -262,13 +261,10 @@ class GRPOModule(PolicyTrainingModule):
         # Every branch below that talks to other ranks is taken by every rank alike.
         step = self.global_step
         metrics = reduce_metrics(metrics)  # the same values on every rank from here on
-        evaluator = self.evaluator
-        if evaluator is not None and evaluator.every > 0 and step % evaluator.every == 0:
+        if self.evaluator is not None and self.evaluator.due(step):
             if self.pipelined is not None:  # the eval's sampler may be the background one's
                 self.pipelined.drain()
-            metrics.update(evaluator.run(step))  # summed over ranks already
-            if evaluator.keep_samples:
-                log_held_out_samples(self, evaluator)
+            metrics.update(held_out_eval(self, self.evaluator, step))  # summed over ranks
         if self.hooks is not None:
             self.hooks.r1kit_on_train_step_end(metrics=metrics, step=step)
         log_step_metrics(self, metrics, {"reward": metrics["reward/mean"]}

@@ -15,9 +15,8 @@ import torch
 from r1kit.algo.logprobs import DEFAULT_CHUNK_TOKENS, completion_logprobs, pack
 from r1kit.algo.microbatch import micro_batches
 from r1kit.models.attention import auto_attention
-from r1kit.stages.module_common import log_held_out_samples
-from r1kit.stages.module_common import (Backprop, PolicyTrainingModule, log_step_metrics,
-                                   reduce_metrics)
+from r1kit.stages.module_common import (Backprop, PolicyTrainingModule, held_out_eval,
+                                        log_step_metrics, reduce_metrics)
 
 
 def accumulate_sft_gradients(policy, ids, attention, positions, mask, micro_batch_size: int, *,
@@ -77,11 +76,7 @@ class SFTModule(PolicyTrainingModule):
                    "train/lr": optimizer.param_groups[0]["lr"],
                    "time/step_s": time.perf_counter() - started}
         metrics = reduce_metrics(metrics)  # the rank mean of sft/loss is the global token mean
-        evaluator, step = self.evaluator, self.global_step
-        if evaluator is not None and evaluator.every > 0 and step % evaluator.every == 0:
-            metrics.update(evaluator.run(step))  # summed over ranks already
-            if evaluator.keep_samples:
-                log_held_out_samples(self, evaluator)
+        metrics.update(held_out_eval(self, self.evaluator, self.global_step))  # summed over ranks
         log_step_metrics(self, metrics, {"loss": metrics["sft/loss"]})
 
     def on_fit_start(self) -> None:
