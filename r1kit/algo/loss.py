@@ -144,8 +144,10 @@ def policy_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advanta
 
     if beta != 0:
         # Zero both sides at invalid positions so garbage there cannot reach exp().
+        # k3_is weighs by the token ratio: the surrogate's own ratio when it is per token
+        token_level = ratio if ratio_fn is token_ratio else token_ratio(logp, old_logp, valid)
         kl_t = kl_fn(torch.where(valid, logp, 0.0), torch.where(valid, ref_logp, 0.0),
-                     ratio=token_ratio(logp, old_logp, valid))
+                     ratio=token_level)
         kl = aggregate(kl_t, valid, group_ids, max_completion_length,
                        weights=aggregation_weights)
     else:
