@@ -57,7 +57,8 @@ class HeadLogprobs(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor,
-                temperature: float, chunk: int, with_entropy: bool, entropy_grad: bool = False):
+                temperature: float, chunk: int, with_entropy: bool, entropy_grad: bool = False,
+                handoff=None):
         dtype = _compute_dtype(hidden, weight)
         with torch.autocast(hidden.device.type, enabled=False):
             h, w = hidden.to(dtype), weight.to(dtype)
@@ -84,6 +85,7 @@ class HeadLogprobs(torch.autograd.Function):
         ctx.save_for_backward(hidden, weight, bias, targets, lse,
                               entropy if ctx.entropy_grad else None)
         ctx.temperature, ctx.chunk, ctx.dtype = temperature, chunk, dtype
+        ctx.handoff = handoff
         if not ctx.entropy_grad:
             ctx.mark_non_differentiable(entropy)
         return logp, entropy
@@ -130,21 +132,29 @@ class HeadLogprobs(torch.autograd.Function):
                 if grad_b is not None:
                     grad_b += dz.sum(0).float()
                 del dz
-        return (None if grad_h is None else grad_h.to(hidden.dtype),
-                None if grad_w is None else grad_w.to(weight.dtype),
+        grad_w = None if grad_w is None else grad_w.to(weight.dtype)
+        if grad_w is not None and ctx.handoff is not None:
+            # a weight tied to the input embedding: its lookup's backward adds into this
+            # buffer and returns the one gradient (r1kit.algo.tied_embedding)
+            ctx.handoff.put(grad_w)
+            grad_w = None
+        return (None if grad_h is None else grad_h.to(hidden.dtype), grad_w,
                 None if grad_b is None else grad_b.to(bias.dtype),
-                None, None, None, None, None)
+                None, None, None, None, None, None)
 
 
 def head_logprobs(hidden: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor, *,
                   temperature: float = 1.0, chunk: int = 1024,
                   with_entropy: bool = False,
-                  entropy_grad: bool = False) -> tuple[Tensor, Tensor | None]:
+                  entropy_grad: bool = False, handoff=None) -> tuple[Tensor, Tensor | None]:
     """``(n,)`` log-probs of ``targets`` under the head ``(weight, bias)`` at ``temperature``
     from ``(n, H)`` hidden states, ``chunk`` tokens of logits at a time; and the entropies
-    if ``with_entropy`` (with their gradient if ``entropy_grad``), else None."""
+    if ``with_entropy`` (with their gradient if ``entropy_grad``), else None. With a
+    ``handoff`` (``r1kit.algo.tied_embedding``) the weight's gradient is left there for the
+    tied input embedding's backward instead of returned."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     logp, entropy = HeadLogprobs.apply(hidden, weight, bias, targets, float(temperature),
-                                       int(chunk), bool(with_entropy), bool(entropy_grad))
+                                       int(chunk), bool(with_entropy), bool(entropy_grad),
+                                       handoff)
     return logp, entropy if with_entropy else None

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from r1kit.algo.head_logprobs import head_logprobs
+from r1kit.algo.tied_embedding import GradientHandoff, embed_tied, tied_input_embedding
 
 #: Architectures whose attention masks follow packed ``position_ids`` (a position that does not
 #: continue the previous one starts a new sequence), so that rows can share a row of the batch.
@@ -85,6 +86,11 @@ def completion_logprobs(model, ids, attention, positions, mask, *, with_entropy:
         logits = logits.reshape(-1, logits.size(-1))[flat_positions]
         return _plain_logprobs(logits, targets, mask, with_entropy, temperature, entropy_grad)
     decoder, weight, bias = head
+    # a head tied to the input embedding gets one (V, H) gradient buffer, not three
+    tied = tied_input_embedding(_base(model), weight)
+    handoff = GradientHandoff() if tied is not None else None
+    if tied is not None:
+        inputs["inputs_embeds"] = embed_tied(tied, inputs.pop("input_ids"), handoff)
     hidden = decoder(**inputs, use_cache=False).last_hidden_state
     valid = mask != 0
     # only the valid completion tokens reach the head: padding costs no vocabulary work
@@ -92,7 +98,7 @@ def completion_logprobs(model, ids, attention, positions, mask, *, with_entropy:
     logp_valid, entropy_valid = head_logprobs(selected, weight, bias, targets[valid],
                                               temperature=temperature, chunk=chunk_tokens,
                                               with_entropy=with_entropy,
-                                              entropy_grad=entropy_grad)
+                                              entropy_grad=entropy_grad, handoff=handoff)
     logp = _scatter(logp_valid, valid) * mask
     if not with_entropy:
         return logp, None

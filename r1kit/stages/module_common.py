@@ -173,6 +173,10 @@ class PolicyOptimizer:
             params = [p for p in self.policy.parameters() if p.grad is not None]
             norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         optimizer.step()
+        # spent: freed now rather than at the next update's start, so that they are not held
+        # through the next rollout's generation and reference pass (at Qwen2.5-0.5B's shape the
+        # gradients are 633 MiB, 17% of the RSS between steps)
+        optimizer.zero_grad(set_to_none=True)
         if scheduler is not None:
             scheduler.step()
         return float(norm)
