@@ -286,7 +286,8 @@ def run_trl(spec: dict) -> dict:
     args = GRPOConfig(
         output_dir=spec["run_dir"], use_cpu=True, bf16=PRECISIONS[w["precision"]][1],
         fp16=False, use_vllm=False,
-        gradient_checkpointing=False, num_generations=w["group_size"],
+        gradient_checkpointing=bool(spec.get("trl_gradient_checkpointing")),
+        num_generations=w["group_size"],
         per_device_train_batch_size=micro,
         gradient_accumulation_steps=completions_per_step // micro,
         max_completion_length=w["max_new_tokens"], temperature=w["temperature"], top_p=1.0,
@@ -327,6 +328,12 @@ def run_trl(spec: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------ driver
+#: ``--frameworks r1kit-lean``: the reference loaded per pass, activations recomputed in the
+#: backward, SDPA attention (O(T) memory where eager's scores are O(T²))
+LEAN_OVERRIDES = ["model.reference_offload=true", "model.gradient_checkpointing=true",
+                  "model.attn_implementation=sdpa"]
+
+
 def _spawn(framework: str, spec: dict) -> dict:
     if framework == "r1kit-base":
         framework, spec = "r1kit", {**spec, "baseline": True}
@@ -334,6 +341,10 @@ def _spawn(framework: str, spec: dict) -> dict:
         framework, spec = "r1kit", {**spec, "r1kit_overrides": ["model.attn_implementation=sdpa"]}
     if framework == "r1kit-full-logits":
         framework, spec = "r1kit", {**spec, "full_logits": True}
+    if framework == "r1kit-lean":  # r1kit's memory options (README, "Memory"), all on
+        framework, spec = "r1kit", {**spec, "r1kit_overrides": LEAN_OVERRIDES}
+    if framework == "trl-gc":  # TRL at its own default: GRPOConfig's gradient checkpointing
+        framework, spec = "trl", {**spec, "trl_gradient_checkpointing": True}
     if framework == "trl-eager":
         framework, spec = "trl", {**spec, "trl_eager": True}
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:

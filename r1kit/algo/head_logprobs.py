@@ -102,8 +102,11 @@ class HeadLogprobs(torch.autograd.Function):
             grad_h = torch.empty_like(h) if need_h else None
             # accumulated over chunks in float32, whatever the head's dtype, so that chunking
             # adds no rounding of its own to the (V, H) gradient
-            grad_w = torch.zeros(w.shape, dtype=torch.float32, device=w.device) \
-                if need_w else None
+            grad_w = None
+            if need_w and ctx.handoff is not None:  # a tied weight's .grad, added into
+                grad_w = ctx.handoff.existing_grad(dtype)
+            if need_w and grad_w is None:
+                grad_w = torch.zeros(w.shape, dtype=torch.float32, device=w.device)
             grad_b = torch.zeros(w.size(0), dtype=torch.float32, device=w.device) \
                 if need_b and b is not None else None
             g = grad_logp.float()

@@ -88,7 +88,7 @@ def completion_logprobs(model, ids, attention, positions, mask, *, with_entropy:
     decoder, weight, bias = head
     # a head tied to the input embedding gets one (V, H) gradient buffer, not three
     tied = tied_input_embedding(_base(model), weight)
-    handoff = GradientHandoff() if tied is not None else None
+    handoff = GradientHandoff(tied.weight) if tied is not None else None
     if tied is not None:
         inputs["inputs_embeds"] = embed_tied(tied, inputs.pop("input_ids"), handoff)
     hidden = decoder(**inputs, use_cache=False).last_hidden_state

@@ -16,6 +16,15 @@ embedding, looked up through :class:`TiedEmbedding` (the decoder then gets
 only gradient. Autograd, DDP's gradient hooks and gradient accumulation see one gradient,
 equal to the sum of the two. The head's backward always runs first: the embedding is the
 first operation of the forward, so it is the last of the backward.
+
+From the second micro-batch of an accumulated step on, the weight already has a float32
+``.grad``: both backwards then add straight into it, and the lookup returns a zero gradient
+that takes no memory (a stride-0 view of one zero), which autograd's accumulation adds in
+place. Each further micro-batch then allocates no ``(V, H)`` tensor at all, where plain
+autograd allocates three. Everything that reads the gradient after accumulation (DDP's and
+DeepSpeed's reduction hooks, ``register_post_accumulate_grad_hook``, clipping, the optimizer)
+sees the full sum, because the in-place additions come before the weight's accumulation; only a
+hook on the gradient *flowing into* the weight (``weight.register_hook``) would see the zero.
 """
 
 from __future__ import annotations
@@ -26,10 +35,23 @@ from torch import Tensor
 
 
 class GradientHandoff:
-    """Holds the head's ``(V, H)`` gradient until the embedding's backward takes it."""
+    """Holds the head's ``(V, H)`` gradient until the embedding's backward takes it, for the
+    tied ``weight``."""
 
-    def __init__(self):
-        self.buffer: Tensor | None = None
+    def __init__(self, weight: Tensor):
+        self.weight, self.buffer = weight, None
+        #: both backwards add into ``weight.grad`` itself (see the module docstring)
+        self.into_grad = False
+
+    def existing_grad(self, dtype: torch.dtype) -> Tensor | None:
+        """``weight.grad`` when the head's backward, computing in ``dtype``, can add into it
+        exactly as into a buffer of its own (float32, the weight's shape, contiguous)."""
+        grad = self.weight.grad
+        if grad is None or dtype != torch.float32 or grad.dtype != torch.float32 \
+                or grad.shape != self.weight.shape or not grad.is_contiguous():
+            return None
+        self.into_grad = True
+        return grad
 
     def put(self, grad: Tensor) -> None:
         if self.buffer is not None:  # one forward and one backward per handoff
@@ -57,7 +79,10 @@ class TiedEmbedding(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         (ids,) = ctx.saved_tensors
-        grad = ctx.handoff.take()
+        handoff = ctx.handoff
+        grad = handoff.take()
+        if grad is None:  # the head passed none (it computed no weight gradient)
+            grad = handoff.existing_grad(ctx.dtype)
         if grad is None:
             grad = torch.zeros(ctx.shape, dtype=ctx.dtype, device=ctx.device)
         rows = ids.reshape(-1)
@@ -66,6 +91,9 @@ class TiedEmbedding(torch.autograd.Function):
             keep = rows != ctx.padding_idx
             rows, grad_rows = rows[keep], grad_rows[keep]
         grad.index_add_(0, rows, grad_rows.to(grad.dtype))
+        if handoff.into_grad:  # already in .grad: autograd adds a zero that takes no memory
+            return None, torch.zeros((), dtype=ctx.dtype, device=ctx.device).expand(
+                ctx.shape), None, None
         return None, grad, None, None
 
 

@@ -70,6 +70,11 @@ class ModelConfig:
     #: picks by device: eager on CPU (faster backward there), the model's default elsewhere.
     attn_implementation: Optional[str] = None
     lora: LoraConfig = field(default_factory=LoraConfig)
+    #: GRPO's frozen reference (β > 0, no LoRA) loaded from the stage's starting checkpoint for
+    #: each of its passes and dropped after, instead of held through the whole step: a model's
+    #: weights less at the peak; on a CPU a load of memory-mapped safetensors costs milliseconds,
+    #: on a GPU a host-to-device copy per pass (r1kit.stages.grpo.reference).
+    reference_offload: bool = False
 
     def __post_init__(self) -> None:
         from r1kit.models.attention import KNOWN_IMPLEMENTATIONS

@@ -1,7 +1,8 @@
 """A head tied to the input embedding gets one (V, H) gradient buffer (r1kit.algo.tied_embedding):
 the gradients equal plain autograd's (padding_idx rows excluded, as ``F.embedding`` does, and
-accumulated over micro-batches), the backward allocates one (V, H) tensor where plain autograd
-allocates three, and the handoff steps aside wherever it cannot share the buffer."""
+accumulated over micro-batches), the first micro-batch's backward allocates one (V, H) tensor
+and later ones none where plain autograd allocates three each, and the handoff steps aside
+wherever it cannot share the buffer."""
 
 import pytest
 import torch
@@ -86,18 +87,22 @@ class _CountShapes(TorchDispatchMode):
         return out
 
 
-@pytest.mark.parametrize("handoff, most", [(True, 1), (False, 3)])
-def test_the_backward_allocates_one_vocabulary_by_width_tensor(monkeypatch, handoff, most):
+# plain autograd: the head's gradient, the embedding's, and their sum, at every micro-batch;
+# shared: the first micro-batch's buffer becomes .grad, and later ones add into .grad itself
+@pytest.mark.parametrize("handoff, first, later", [(True, 1, 0), (False, 3, 3)])
+def test_the_backward_allocates_one_vocabulary_by_width_tensor(monkeypatch, handoff, first,
+                                                                later):
     model = _model(pad_token_id=0)
-    batch = _micro_batches(0)[0]
+    counts = []
     with monkeypatch.context() as patch:
         if not handoff:
             patch.setattr(lp, "tied_input_embedding", lambda base, weight: None)
-        logp, _ = lp.completion_logprobs(model, *batch, chunk_tokens=8)
-        with _CountShapes((VOCAB, WIDTH)) as counter:
-            logp.sum().backward()
-    # plain autograd: the head's gradient, the embedding's, and their sum
-    assert counter.count == most
+        for batch in _micro_batches(0):
+            logp, _ = lp.completion_logprobs(model, *batch, chunk_tokens=8)
+            with _CountShapes((VOCAB, WIDTH)) as counter:
+                logp.sum().backward()
+            counts.append(counter.count)
+    assert counts == [first, later]
 
 
 def test_the_handoff_steps_aside_where_it_cannot_share_the_buffer():

@@ -73,18 +73,15 @@ class SkippedSteps:
                                                                self.filters))
 
 
-#: Lightning's mixed precisions -> the dtype autocast computes in.
-MIXED_PRECISION_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
-
-
 class GRPOModule(PolicyTrainingModule):
     def __init__(self, *, policy, reference, tokenizer, collector, stream, advantage, cfg,
                  evaluator=None, sample_writer=None, hooks=None, pipelined=None):
         super().__init__(policy=policy, stream=stream, optim_cfg=cfg.optim)
-        # The reference is frozen and rebuilt from the initial weights on resume, so it is kept
-        # out of the module tree: not in checkpoints, not wrapped by DDP/FSDP/DeepSpeed (every
-        # rank holds a whole copy, in eval mode, on its own device: see on_fit_start).
-        self._reference = [reference] if reference is not None else []
+        # The reference (a FrozenReference, or None: β = 0, or LoRA's base) is frozen and
+        # rebuilt from the initial weights on resume, so it is kept out of the module tree: not
+        # in checkpoints, not wrapped by DDP/FSDP/DeepSpeed (every rank has a whole copy, in
+        # eval mode, on its own device: see on_fit_start).
+        self._reference = reference
         self.tokenizer, self.collector = tokenizer, collector
         self.advantage_fn, self.advantage_options = advantage
         self.algo, self.sampler_cfg = cfg.algo, cfg.sampler
@@ -101,7 +98,8 @@ class GRPOModule(PolicyTrainingModule):
 
     @property
     def reference(self):
-        return self._reference[0] if self._reference else None
+        """The reference model held between passes; None without one or when offloaded."""
+        return self._reference.resident if self._reference is not None else None
 
     # ------------------------------------------------------------------ the step, top to bottom
     def training_step(self, batch, batch_idx):
@@ -202,8 +200,9 @@ class GRPOModule(PolicyTrainingModule):
         return self._reference_pass(batch)
 
     def _reference_pass(self, batch):
-        if self.reference is not None:
-            return self._logprobs(self.reference, batch)
+        if self._reference is not None:
+            with self._reference.use() as reference:
+                return self._logprobs(reference, batch)
         with lora.reference_pass(self.policy):  # LoRA: the base weights, adapters off
             return self._logprobs(self.policy, batch)
 
@@ -311,16 +310,6 @@ class GRPOModule(PolicyTrainingModule):
             self.pipelined.close()
 
     def on_fit_start(self) -> None:
-        # The reference follows the strategy as far as a frozen, unwrapped model can: on this
-        # rank's device, in eval mode, cast like the policy for "-true" precisions. Under mixed
-        # precision it is stored in the half dtype: it is never updated, so full-precision
-        # master weights buy nothing, and autocast would otherwise re-cast every weight at
-        # every forward (half the memory, and the forward runs on half-precision weights).
-        if self._reference:
-            plugin = self.trainer.precision_plugin
-            reference = plugin.convert_module(self._reference[0])
-            half = MIXED_PRECISION_DTYPES.get(str(getattr(plugin, "precision", "")))
-            if half is not None:
-                reference = reference.to(half)
-            self._reference[0] = reference.to(self.device).eval()
-        auto_attention([self.policy, *self._reference], self.attention, self.device)
+        if self._reference is not None:
+            self._reference.setup(self.trainer, self.device, self.attention)
+        auto_attention([self.policy], self.attention, self.device)

@@ -11,12 +11,15 @@ from r1kit.stages.parts import build_advantage, build_sampler
 from r1kit.stages.training import TrainingStage, run_training_stage
 from r1kit.run.samples import SampleWriter
 from r1kit.stages.grpo.module import GRPOModule
+from r1kit.stages.grpo.reference import FrozenReference
 
 
 def _module(cfg, ctx, parts, stream, evaluator) -> GRPOModule:
     # the frozen reference is the model the stage starts from; β = 0 needs none, and a LoRA
     # policy is its own reference with the adapters off (no second copy of the weights)
-    reference = load_model(ctx.model_source, cfg.model, trainable=False) \
+    reference = FrozenReference(
+        lambda: load_model(ctx.model_source, cfg.model, trainable=False),
+        offload=cfg.model.reference_offload) \
         if cfg.algo.beta > 0 and cfg.model.lora.rank == 0 else None
     return GRPOModule(
         policy=parts.policy, reference=reference, tokenizer=parts.tokenizer,
