@@ -328,10 +328,12 @@ def run_trl(spec: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------ driver
-#: ``--frameworks r1kit-lean``: the reference loaded per pass, activations recomputed in the
-#: backward, SDPA attention (O(T) memory where eager's scores are O(T²))
+#: ``--frameworks r1kit-lean``: r1kit's memory options (README, "Memory"): the reference loaded
+#: per pass, activations recomputed in the backward, SDPA attention (O(T) memory where eager's
+#: scores are O(T²)), 64 tokens of head logits at a time, micro-batches of at most 1,024 tokens
 LEAN_OVERRIDES = ["model.reference_offload=true", "model.gradient_checkpointing=true",
-                  "model.attn_implementation=sdpa"]
+                  "model.attn_implementation=sdpa", "algo.logprob_chunk_tokens=64",
+                  "algo.micro_batch_tokens=1024"]
 
 
 def _spawn(framework: str, spec: dict) -> dict:
