@@ -18,7 +18,10 @@ checkpointing, ``loss_type="grpo"``, logging and saving off, ``report_to=[]``; b
 the same ``torch.set_num_threads`` (``--threads``, 1 by default: with more OpenMP threads than
 idle cores a run can stall 30-50x; 0 keeps torch's default). Each framework keeps its own
 defaults otherwise (r1kit: eager attention on CPU; TRL: the model's SDPA); ``trl-eager`` runs
-TRL with eager attention too, to show what that choice alone is worth.
+TRL with eager attention too, to show what that choice alone is worth. Memory variants:
+``trl-gc`` is TRL with gradient checkpointing, its own ``GRPOConfig`` default; ``r1kit-lean``
+is r1kit with its memory options on (``LEAN_OVERRIDES``: the reference loaded per pass,
+gradient checkpointing, SDPA, small head chunks and micro-batches).
 
 A *GRPO step* is one rollout (prompts × G completions sampled and scored) followed by μ
 optimizer updates: one r1kit training step, μ TRL ``global_step``s. Each framework runs in its

@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/r1kit-phases"))
     parser.add_argument("--memory", action="store_true", help="also each phase's peak RSS")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="a Hydra override for the r1kit run (e.g. model.reference.offload=true)")
+                        help="a Hydra override for the r1kit run (e.g. model.reference_offload=true)")
     args = parser.parse_args(argv)
 
     import torch
