@@ -33,8 +33,12 @@ def model_and_batch():
 
 def _run(model, batch, algo):
     rows = []  # the decoder runs once per micro-batch (the log-probs need its hidden states)
+    # ids, or their embeddings where the head is tied to the input embedding (one gradient
+    # buffer: r1kit.algo.tied_embedding)
     handle = model.get_decoder().register_forward_pre_hook(
-        lambda module, args, kwargs: rows.append(kwargs["input_ids"].shape[0]),
+        lambda module, args, kwargs: rows.append(
+            (kwargs.get("input_ids") if kwargs.get("input_ids") is not None
+             else kwargs["inputs_embeds"]).shape[0]),
         with_kwargs=True)
     model.zero_grad(set_to_none=True)
     try:
