@@ -87,9 +87,9 @@ def completion_logprobs(model, ids, attention, positions, mask, *, with_entropy:
         return _plain_logprobs(logits, targets, mask, with_entropy, temperature, entropy_grad)
     decoder, weight, bias = head
     # a head tied to the input embedding gets one (V, H) gradient buffer, not three
-    tied = tied_input_embedding(_base(model), weight)
-    handoff = GradientHandoff(tied.weight) if tied is not None else None
+    tied, handoff = tied_input_embedding(_base(model), weight), None
     if tied is not None:
+        handoff = GradientHandoff(tied.weight)
         inputs["inputs_embeds"] = embed_tied(tied, inputs.pop("input_ids"), handoff)
     hidden = decoder(**inputs, use_cache=False).last_hidden_state
     valid = mask != 0

@@ -1,6 +1,7 @@
 """``model.reference_offload``: GRPO's frozen reference is loaded for each of its passes and
 dropped after, and training is exactly what it is with the reference held for the whole run."""
 
+import contextlib
 import gc
 import weakref
 
@@ -18,30 +19,30 @@ def _run(tmp_path, registry, offload, *extra):
     return [{k: row[k] for k in KEYS} for row in _metrics(tmp_path)]
 
 
+def _record_reference_models(monkeypatch, record):
+    """Every model ``FrozenReference.use`` hands a pass goes through ``record``."""
+    original_use = FrozenReference.use
+
+    @contextlib.contextmanager
+    def use(self):
+        with original_use(self) as model:
+            record(model)
+            yield model
+
+    monkeypatch.setattr(FrozenReference, "use", use)
+
+
 def test_offloaded_reference_trains_exactly_as_the_resident_one(tmp_path, with_test_reward,
                                                                  monkeypatch):
     loaded, alive_at_update = [], []
-    original_use, original_update = FrozenReference.use, grpo_module.GRPOModule._update
-
-    def use(self):
-        context = original_use(self)
-
-        class Spy:
-            def __enter__(inner):
-                model = context.__enter__()
-                loaded.append(weakref.ref(model))
-                return model
-
-            def __exit__(inner, *exc):
-                return context.__exit__(*exc)
-        return Spy()
+    original_update = grpo_module.GRPOModule._update
 
     def update(self, batch):
         gc.collect()
         alive_at_update.append((self.reference, sum(r() is not None for r in loaded)))
         return original_update(self, batch)
 
-    monkeypatch.setattr(FrozenReference, "use", use)
+    _record_reference_models(monkeypatch, lambda model: loaded.append(weakref.ref(model)))
     monkeypatch.setattr(grpo_module.GRPOModule, "_update", update)
     offloaded = _run(tmp_path / "offload", with_test_reward, True)
     assert len(loaded) >= 3 and len({id(r) for r in loaded}) == len(loaded)
@@ -53,25 +54,11 @@ def test_offloaded_reference_trains_exactly_as_the_resident_one(tmp_path, with_t
 
 
 def test_offloaded_reference_follows_mixed_precision(tmp_path, with_test_reward, monkeypatch):
-    dtypes = []
-    original_use = FrozenReference.use
-
-    def use(self):
-        context = original_use(self)
-
-        class Spy:
-            def __enter__(inner):
-                model = context.__enter__()
-                dtypes.append(next(model.parameters()).dtype)
-                return model
-
-            def __exit__(inner, *exc):
-                return context.__exit__(*exc)
-        return Spy()
-
     import torch
 
-    monkeypatch.setattr(FrozenReference, "use", use)
+    dtypes = []
+    _record_reference_models(monkeypatch,
+                             lambda model: dtypes.append(next(model.parameters()).dtype))
     offloaded = _run(tmp_path / "offload", with_test_reward, True, "trainer.precision=bf16-mixed",
                      "trainer.max_steps=2")
     assert dtypes and set(dtypes) == {torch.bfloat16}

@@ -34,7 +34,7 @@ class FrozenReference:
     ``offload`` it is built again for every :meth:`use` and dropped after, else built once."""
 
     def __init__(self, load: Callable[[], torch.nn.Module], *, offload: bool = False):
-        self._load, self.offload = load, offload
+        self._load = load
         # built now either way: a checkpoint that does not load fails before any work
         model = load()
         self._resident = None if offload else model
